@@ -1,0 +1,45 @@
+/**
+ * The Moby-compatible HTTP API: every route module mounted once at `/` and once under
+ * `/v1.NN/`, one error handler mapping error kinds to statuses, JSON 404s for unknown paths.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { messageOf, statusOf } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { type ContainersBackend, containerRoutes } from "./containers.ts";
+import type { ApiEnv } from "./http.ts";
+import { type ImagesBackend, imageRoutes } from "./images.ts";
+import { type SystemBackend, systemRoutes } from "./system.ts";
+
+export { API_VERSION, MIN_API_VERSION } from "./system.ts";
+export { HIJACKED } from "./http.ts";
+export type { ApiEnv, Hijack } from "./http.ts";
+
+/** Everything the API serves. */
+export interface ApiBackend {
+  containers: ContainersBackend;
+  images: ImagesBackend;
+  system: SystemBackend;
+  log: Logger;
+}
+
+/** Builds the app. */
+export function createApi(backend: ApiBackend): Hono<ApiEnv> {
+  const api = new Hono<ApiEnv>();
+  api.route("/", systemRoutes(backend.system));
+  api.route("/containers", containerRoutes(backend.containers));
+  api.route("/images", imageRoutes(backend.images));
+
+  const app = new Hono<ApiEnv>();
+  app.route("/:version{v[0-9]+\\.[0-9]+}", api);
+  app.route("/", api);
+  app.notFound((c) => c.json({ message: "page not found" }, 404));
+  app.onError((err, c) => {
+    const status = statusOf(err);
+    if (status === 304) return c.body(null, 304);
+    if (status >= 500) backend.log.error("request failed", { path: c.req.path, error: err });
+    return c.json({ message: messageOf(err) }, status as 400);
+  });
+  return app;
+}

@@ -1,0 +1,192 @@
+/**
+ * Daemon configuration: defaults as PouchContainer had them, overlaid by the JSON config file
+ * (keys mirror the flag names), overlaid by the command-line flags. Flags win.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { invalidArgument } from "./errors.ts";
+
+/** The daemon's resolved configuration. */
+export interface DaemonConfig {
+  /** Addresses to serve the API on (`unix:///path`). */
+  listen: string[];
+  /** Root of the daemon's state. */
+  homeDir: string;
+  /** Address of an existing containerd; empty: start our own. */
+  containerd: string;
+  /** The containerd binary to start. */
+  containerdPath: string;
+  /** containerd namespace. */
+  namespace: string;
+  /** Snapshotter for image layers and container rootfs. */
+  snapshotter: string;
+  /** The default OCI runtime's name. */
+  defaultRuntime: string;
+  /** OCI runtimes by name: the binary each one runs. */
+  runtimes: Record<string, string>;
+  debug: boolean;
+  configFile: string;
+  pidfile: string;
+}
+
+/** The defaults, as PouchContainer had them. */
+export function defaultConfig(): DaemonConfig {
+  return {
+    listen: ["unix:///var/run/pouchd.sock"],
+    homeDir: "/var/lib/pouch",
+    containerd: "",
+    containerdPath: "containerd",
+    namespace: "default",
+    snapshotter: "overlayfs",
+    defaultRuntime: "runc",
+    runtimes: { runc: "runc" },
+    debug: false,
+    configFile: "/etc/pouch/config.json",
+    pidfile: "/var/run/pouch.pid",
+  };
+}
+
+/** The daemon's usage text. */
+export const DAEMON_USAGE = `Usage: pouch daemon [OPTIONS]
+
+Run the pouch daemon.
+
+Options:
+  -l, --listen ADDR          Address to serve the API on (repeatable, default unix:///var/run/pouchd.sock)
+      --home-dir DIR         Root of pouch's state (default /var/lib/pouch)
+  -c, --containerd ADDR      Use an existing containerd at ADDR instead of starting one
+      --containerd-path PATH containerd binary to start (default containerd from PATH)
+      --default-runtime NAME OCI runtime for containers without --runtime (default runc)
+      --add-runtime NAME=PATH  Register another OCI runtime (repeatable)
+      --snapshotter NAME     containerd snapshotter (default overlayfs)
+  -D, --debug                Debug logging (one line per request)
+      --config-file PATH     JSON config, keys as the flag names (default /etc/pouch/config.json)
+      --pidfile PATH         Pid file (default /var/run/pouch.pid)
+  -h, --help                 Print this help
+`;
+
+/** Keys of the JSON config file, mapped to the config fields they set. */
+const fileKeys: Record<string, keyof DaemonConfig> = {
+  "listen": "listen",
+  "home-dir": "homeDir",
+  "containerd": "containerd",
+  "containerd-path": "containerdPath",
+  "debug": "debug",
+  "pidfile": "pidfile",
+  "default-runtime": "defaultRuntime",
+  "snapshotter": "snapshotter",
+  "add-runtime": "runtimes",
+  "runtimes": "runtimes",
+};
+
+/** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
+export async function loadConfig(args: string[]): Promise<DaemonConfig | "help"> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        listen: { type: "string", short: "l", multiple: true },
+        "home-dir": { type: "string" },
+        containerd: { type: "string", short: "c" },
+        "containerd-path": { type: "string" },
+        "default-runtime": { type: "string" },
+        "add-runtime": { type: "string", multiple: true },
+        snapshotter: { type: "string" },
+        debug: { type: "boolean", short: "D" },
+        "config-file": { type: "string" },
+        pidfile: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    throw invalidArgument(err instanceof Error ? err.message : String(err));
+  }
+  const flags = parsed.values;
+  if (flags.help) return "help";
+
+  const config = defaultConfig();
+  const configFile = flags["config-file"] ?? config.configFile;
+  config.configFile = configFile;
+  await applyFile(config, configFile, flags["config-file"] !== undefined);
+
+  if (flags.listen) config.listen = flags.listen;
+  if (flags["home-dir"]) config.homeDir = flags["home-dir"];
+  if (flags.containerd !== undefined) config.containerd = flags.containerd;
+  if (flags["containerd-path"]) config.containerdPath = flags["containerd-path"];
+  if (flags["default-runtime"]) config.defaultRuntime = flags["default-runtime"];
+  if (flags.snapshotter) config.snapshotter = flags.snapshotter;
+  if (flags.debug) config.debug = true;
+  if (flags.pidfile) config.pidfile = flags.pidfile;
+  for (const spec of flags["add-runtime"] ?? []) {
+    const [name, path] = splitOnce(spec, "=");
+    if (!name || !path) throw invalidArgument(`invalid --add-runtime ${spec}: want NAME=PATH`);
+    config.runtimes[name] = path;
+  }
+  for (const address of config.listen) parseListenAddress(address);
+  if (!config.runtimes[config.defaultRuntime]) {
+    throw invalidArgument(`default runtime ${config.defaultRuntime} is not a known runtime`);
+  }
+  return config;
+}
+
+async function applyFile(config: DaemonConfig, path: string, required: boolean): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound && !required) return;
+    throw invalidArgument(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw invalidArgument(`config file ${path} must hold a JSON object`);
+  }
+  for (const [key, value] of Object.entries(data)) {
+    const field = fileKeys[key];
+    if (!field) throw invalidArgument(`config file ${path}: unknown key "${key}"`);
+    if (field === "runtimes") {
+      // PouchContainer's form: {"runtimes": {"name": {"path": "/bin/x"}}}; also {"name": "/bin/x"}.
+      for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
+        const runtimePath = typeof spec === "string" ? spec : (spec as { path?: string })?.path;
+        if (!runtimePath) throw invalidArgument(`config file ${path}: runtime ${name} has no path`);
+        config.runtimes[name] = runtimePath;
+      }
+    } else if (field === "listen") {
+      config.listen = Array.isArray(value) ? value.map(String) : [String(value)];
+    } else if (field === "debug") {
+      config.debug = value === true;
+    } else {
+      (config as unknown as Record<string, unknown>)[field] = String(value);
+    }
+  }
+}
+
+/** A parsed listen address. */
+export type ListenAddress = { kind: "unix"; path: string };
+
+/** Parses `unix:///path` (or a bare absolute path). TCP arrives with TLS in a later issue. */
+export function parseListenAddress(address: string): ListenAddress {
+  if (address.startsWith("unix://")) {
+    const path = address.slice("unix://".length);
+    if (!path.startsWith("/")) throw invalidArgument(`invalid listen address ${address}`);
+    return { kind: "unix", path };
+  }
+  if (address.startsWith("/")) return { kind: "unix", path: address };
+  throw invalidArgument(
+    `unsupported listen address ${address}: only unix:// sockets are served (tcp needs TLS)`,
+  );
+}
+
+function splitOnce(text: string, separator: string): [string, string] {
+  const index = text.indexOf(separator);
+  return index < 0 ? [text, ""] : [text.slice(0, index), text.slice(index + 1)];
+}

@@ -1,0 +1,966 @@
+/**
+ * The container manager: create, start, stop, kill, pause, remove, rename, inspect and list
+ * containers, on containerd's containers, snapshots and tasks.
+ *
+ * A container's status moves like this (persisted before any caller hears of it):
+ *
+ * ```
+ *   (create) ──> created ──start──> running ──exit──> exited ──start──> running
+ *                              running ──pause──> paused ──unpause──> running
+ *   created | exited ──rm──> (gone)         running | paused ──rm -f──> (killed, gone)
+ * ```
+ *
+ * Create completes or undoes: each step registers its undo, and a failure runs them all. A record
+ * in phase `creating` found at start-up is a crash mid-create and is undone the same way.
+ *
+ * @module
+ */
+import type { Containerd, Mount } from "./containerd.ts";
+import {
+  conflict,
+  EngineError,
+  invalidArgument,
+  isNotFound,
+  messageOf,
+  notFound,
+  notModified,
+} from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { frame, JsonFileLog, readLogs } from "./logs.ts";
+import { randomId, randomName, validateName } from "./names.ts";
+import { readRootfsFile } from "./rootfs.ts";
+import { parseSignal } from "./signals.ts";
+import { buildSpec, validateHostConfig } from "./spec.ts";
+import { makeFifos, OutputHub, type OutputListener, OutputPump, StdinWriter } from "./stdio.ts";
+import type { Bucket, Store } from "./store.ts";
+import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
+import { resolveUser } from "./user.ts";
+
+/** A container's status, as Docker names them. */
+export type Status = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+/** Docker's `State` object. */
+export interface ContainerState {
+  Status: Status;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  OOMKilled: boolean;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+/** The persisted record of a container. */
+export interface Container {
+  id: string;
+  name: string;
+  /** RFC 3339 creation time. */
+  created: string;
+  /** The image as the user named it. */
+  image: string;
+  /** The image's ID (`sha256:` + config digest). */
+  imageId: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  path: string;
+  args: string[];
+  state: ContainerState;
+  restartCount: number;
+  /** The OCI runtime's name (`runc`). */
+  runtime: string;
+  snapshotter: string;
+  snapshotKey: string;
+  /** `creating` until create finished; a record left `creating` is a crash to undo. */
+  phase: "creating" | "ready";
+}
+
+/** What the container manager needs of the image manager. */
+export interface ImageResolver {
+  /** Resolves a name or ID to the image, unpacked. Throws NotFound. */
+  resolve(ref: string): Promise<{ id: string; name: string; config: ImageConfigBlob; chainId: string }>;
+}
+
+/** Options of {@link ContainerManager}. */
+export interface ContainerManagerOptions {
+  client: Containerd;
+  store: Store;
+  images: ImageResolver;
+  log: Logger;
+  /** The daemon's home: containers' files live in `<home>/containers/<id>`. */
+  home: string;
+  snapshotter: string;
+  /** OCI runtimes by name: the binary each runs. */
+  runtimes: Record<string, string>;
+  defaultRuntime: string;
+}
+
+/** `POST /containers/create`'s body. */
+export interface CreateRequest extends ContainerConfig {
+  HostConfig?: HostConfig;
+  NetworkingConfig?: unknown;
+}
+
+/** Conditions of `POST /containers/{id}/wait`. */
+export type WaitCondition = "not-running" | "next-exit" | "removed";
+
+/** A client attached to a container's streams. */
+export interface AttachOptions {
+  stdin?: boolean;
+  stdout?: boolean;
+  stderr?: boolean;
+  /** Receives output, already framed for the client (multiplexed unless the container has a TTY). */
+  write: (bytes: Uint8Array) => void;
+  /** The output ended or the container is gone: close the connection. */
+  close: () => void;
+}
+
+/** In-memory companions of a container that do not outlive the daemon. */
+interface Live {
+  hub: OutputHub;
+  pump?: OutputPump;
+  stdin?: StdinWriter;
+  monitor?: AbortController;
+  exitWaiters: Array<(code: number) => void>;
+  removeWaiters: Array<(code: number) => void>;
+  /** Serialises lifecycle operations on this container. */
+  lock: Promise<void>;
+}
+
+const LABEL_MANAGED = "io.pouch.managed";
+const DEFAULT_STOP_TIMEOUT = 10;
+
+/** Creates, runs and removes containers. */
+export class ContainerManager {
+  readonly #client: Containerd;
+  readonly #store: Store;
+  readonly #records: Bucket<Container>;
+  readonly #images: ImageResolver;
+  readonly #log: Logger;
+  readonly #home: string;
+  readonly #snapshotter: string;
+  readonly #runtimes: Record<string, string>;
+  readonly #defaultRuntime: string;
+  readonly #live = new Map<string, Live>();
+  #closing = false;
+  #limits: { maxOomScoreAdj: number; nofileHard?: number; nprocHard?: number } | undefined;
+
+  /** A manager over `options.client` and `options.store`. */
+  constructor(options: ContainerManagerOptions) {
+    this.#client = options.client;
+    this.#store = options.store;
+    this.#records = options.store.bucket<Container>("container");
+    this.#images = options.images;
+    this.#log = options.log;
+    this.#home = options.home;
+    this.#snapshotter = options.snapshotter;
+    this.#runtimes = options.runtimes;
+    this.#defaultRuntime = options.defaultRuntime;
+  }
+
+  /** The directory of a container's files (log, hosts, FIFOs). */
+  dir(id: string): string {
+    return `${this.#home}/containers/${id}`;
+  }
+
+  // --- lookups -------------------------------------------------------------------------------
+
+  /** Finds a container by full ID, name or unique ID prefix; throws NotFound. */
+  get(ref: string): Container {
+    const name = ref.replace(/^\//, "");
+    const exact = this.#records.find(name);
+    if (exact && exact.phase === "ready") return exact;
+    const owner = this.#store.nameOwner(name);
+    if (owner) {
+      const byName = this.#records.find(owner);
+      if (byName && byName.phase === "ready") return byName;
+    }
+    if (/^[0-9a-f]+$/.test(name)) {
+      const matches = this.#records.list().filter((c) =>
+        c.phase === "ready" && c.id.startsWith(name)
+      );
+      if (matches.length === 1) return matches[0]!;
+      if (matches.length > 1) {
+        throw invalidArgument(`multiple IDs found with provided prefix: ${name}`);
+      }
+    }
+    throw notFound(`No such container: ${ref}`);
+  }
+
+  /** Every finished container record. */
+  list(): Container[] {
+    return this.#records.list().filter((c) => c.phase === "ready");
+  }
+
+  /** Whether some container uses image `imageId`; returns its ID. */
+  imageUser(imageId: string): string | undefined {
+    return this.list().find((c) => c.imageId === imageId)?.id;
+  }
+
+  // --- create --------------------------------------------------------------------------------
+
+  /** Creates a container; returns its ID and warnings. Undoes every step on failure. */
+  async create(
+    request: CreateRequest,
+    options: { name?: string } = {},
+  ): Promise<{ Id: string; Warnings: string[] }> {
+    const warnings: string[] = [];
+    const { HostConfig: hostConfigIn, NetworkingConfig: _networking, ...configIn } = request;
+    const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
+    const config: ContainerConfig = { ...configIn };
+    if (!config.Image) throw invalidArgument("config.Image is required: no image given");
+    validateHostConfig(hostConfig);
+    hostConfig.NetworkMode ||= "default";
+    const networkMode = hostConfig.NetworkMode;
+    if (!["default", "none", "host", "bridge"].includes(networkMode)) {
+      throw invalidArgument(
+        `network mode ${networkMode} is not supported yet: use none or host`,
+      );
+    }
+    const runtime = hostConfig.Runtime || this.#defaultRuntime;
+    if (!this.#runtimes[runtime]) throw invalidArgument(`Unknown runtime specified ${runtime}`);
+    hostConfig.Runtime = runtime;
+    const requestedName = options.name ? validateName(options.name) : undefined;
+    const id = config.SpecificID ? validateSpecificId(config.SpecificID) : randomId();
+    if (this.#records.find(id)) throw conflict(`container id ${id} is already in use`);
+    if (requestedName) this.#assertNameFree(requestedName);
+
+    const image = await this.#images.resolve(config.Image);
+    mergeImageConfig(config, image.config.config ?? {});
+    const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])].filter((a, i) =>
+      !(i === 0 && a === "")
+    );
+    if (args.length === 0) throw invalidArgument("No command specified");
+
+    const undo: Array<() => Promise<void> | void> = [];
+    try {
+      const name = requestedName ?? this.#freeRandomName(id);
+      const record: Container = {
+        id,
+        name,
+        created: new Date().toISOString(),
+        image: config.Image,
+        imageId: image.id,
+        config,
+        hostConfig,
+        path: args[0]!,
+        args: args.slice(1),
+        state: emptyState("created"),
+        restartCount: 0,
+        runtime,
+        snapshotter: this.#snapshotter,
+        snapshotKey: id,
+        phase: "creating",
+      };
+      this.#store.transaction(() => {
+        this.#store.reserveName(name, id);
+        this.#records.put(id, record);
+      });
+      undo.push(() =>
+        this.#store.transaction(() => {
+          this.#records.delete(id);
+          this.#store.releaseName(name);
+        })
+      );
+
+      const dir = this.dir(id);
+      await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
+      undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+      const hostname = config.Hostname || (networkMode === "host" ? Deno.hostname() : id.slice(0, 12));
+      config.Hostname = hostname;
+      await writeNetworkFiles(dir, { hostname, hostNetwork: networkMode === "host" });
+
+      const mounts = await this.#client.snapshots.prepare(this.#snapshotter, id, {
+        parent: image.chainId,
+        labels: { [LABEL_MANAGED]: "true" },
+      });
+      undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
+
+      const user = resolveUser(config.User, {
+        passwd: await readRootfsFile(mounts, "/etc/passwd"),
+        group: await readRootfsFile(mounts, "/etc/group"),
+      }, hostConfig.GroupAdd ?? undefined);
+      const spec = buildSpec({
+        id,
+        config,
+        hostConfig,
+        image: image.config.config ?? {},
+        user,
+        files: {
+          hosts: `${dir}/hosts`,
+          hostname: `${dir}/hostname`,
+          resolvConf: `${dir}/resolv.conf`,
+        },
+        cgroupsPath: `${hostConfig.CgroupParent || "/pouch"}/${id}`,
+        limits: await this.#daemonLimits(),
+        warn: (message: string) => warnings.push(message),
+      });
+
+      await this.#client.containers.create({
+        id,
+        image: image.name,
+        labels: { ...(config.Labels ?? {}), [LABEL_MANAGED]: "true" },
+        runtime: {
+          name: "io.containerd.runc.v2",
+          options: { binaryName: this.#runtimes[runtime] },
+        },
+        spec,
+        snapshotter: this.#snapshotter,
+        snapshotKey: id,
+      });
+      undo.push(() => this.#client.containers.delete(id).catch(() => {}));
+
+      record.phase = "ready";
+      this.#records.put(id, record);
+      this.#log.info("container created", { id: id.slice(0, 12), name });
+      return { Id: id, Warnings: warnings };
+    } catch (err) {
+      for (const step of undo.reverse()) {
+        try {
+          await step();
+        } catch (undoErr) {
+          this.#log.warn("undo of a failed create failed", { id, error: undoErr });
+        }
+      }
+      throw err;
+    }
+  }
+
+  #assertNameFree(name: string): void {
+    const owner = this.#store.nameOwner(name);
+    if (owner) {
+      throw conflict(
+        `Conflict. The container name "/${name}" is already in use by container "${owner}". ` +
+          "You have to remove (or rename) that container to be able to reuse that name.",
+      );
+    }
+  }
+
+  #freeRandomName(id: string): string {
+    for (let retry = 0; retry < 10; retry++) {
+      const candidate = randomName(retry);
+      if (!this.#store.nameOwner(candidate)) return candidate;
+    }
+    return id.slice(0, 12);
+  }
+
+  async #daemonLimits() {
+    if (this.#limits) return this.#limits;
+    const adj = Number((await Deno.readTextFile("/proc/self/oom_score_adj")).trim()) || 0;
+    const limits = await Deno.readTextFile("/proc/self/limits");
+    const hard = (label: string) => {
+      const line = limits.split("\n").find((l) => l.startsWith(label));
+      const value = line?.slice(label.length).trim().split(/\s+/)[1];
+      return value && value !== "unlimited" ? Number(value) : undefined;
+    };
+    this.#limits = {
+      maxOomScoreAdj: adj,
+      nofileHard: hard("Max open files"),
+      nprocHard: hard("Max processes"),
+    };
+    return this.#limits;
+  }
+
+  // --- start and exit ------------------------------------------------------------------------
+
+  /** Starts a created or exited container; a running one is NotModified. */
+  start(ref: string): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, () => this.#start(container.id));
+  }
+
+  async #start(id: string): Promise<void> {
+    const container = this.#records.get(id);
+    if (container.state.Status === "running" || container.state.Status === "paused") {
+      throw notModified("container already started");
+    }
+    const live = this.#liveOf(id);
+    // A task left from an earlier run (exit recorded while we were busy) must go first.
+    await this.#client.tasks.delete(id).catch(() => {});
+
+    const tty = container.config.Tty === true;
+    const fifos = await makeFifos(`${this.dir(id)}/io`, "init", {
+      stdin: container.config.OpenStdin === true,
+      tty,
+    });
+    const log = new JsonFileLog(`${this.dir(id)}/json.log`);
+    const pump = new OutputPump(fifos, { hub: live.hub, log });
+    let stdin: StdinWriter | undefined;
+    try {
+      if (fifos.stdin) stdin = await StdinWriter.open(fifos.stdin);
+      const rootfs = await this.#client.snapshots.mounts(container.snapshotter, container.snapshotKey);
+      await this.#client.tasks.create(id, {
+        rootfs,
+        stdin: fifos.stdin,
+        stdout: fifos.stdout,
+        stderr: fifos.stderr,
+        terminal: tty,
+      });
+    } catch (err) {
+      await stdin?.close();
+      await pump.abandon();
+      await log.close();
+      throw this.#startFailed(container, err);
+    }
+    let pid: number;
+    try {
+      ({ pid } = await this.#client.tasks.start(id));
+    } catch (err) {
+      await this.#client.tasks.delete(id).catch(() => {});
+      await stdin?.close();
+      await pump.settle(1000) || await pump.abandon();
+      await log.close();
+      throw this.#startFailed(container, err);
+    }
+    live.pump = pump;
+    live.stdin = stdin;
+    container.state = {
+      ...emptyState("running"),
+      Pid: pid,
+      StartedAt: new Date().toISOString(),
+    };
+    this.#records.put(id, container);
+    this.#log.info("container started", { id: id.slice(0, 12), pid });
+    this.#monitor(id, pump, log);
+  }
+
+  /** Records a failed start as Docker does (exit code 127/126/128) and builds the error. */
+  #startFailed(container: Container, err: unknown): EngineError {
+    const message = messageOf(err);
+    let exitCode = 128;
+    if (/executable file not found|no such file or directory/.test(message)) exitCode = 127;
+    else if (/permission denied/.test(message)) exitCode = 126;
+    container.state = {
+      ...container.state,
+      Status: container.state.Status === "created" ? "created" : "exited",
+      ExitCode: exitCode,
+      Error: message,
+    };
+    this.#records.put(container.id, container);
+    const kind = exitCode === 128 ? "System" : "InvalidArgument";
+    return new EngineError(kind, `failed to create task for container: ${message}`, {
+      cause: err,
+    });
+  }
+
+  /** Waits for the task's exit, then records it; keeps waiting across containerd restarts. */
+  #monitor(id: string, pump: OutputPump, log: JsonFileLog): void {
+    const live = this.#liveOf(id);
+    const abort = new AbortController();
+    live.monitor = abort;
+    (async () => {
+      let exit: { exitStatus: number; exitedAt: Date } | undefined;
+      for (let attempt = 0; !abort.signal.aborted; attempt++) {
+        try {
+          exit = await this.#client.tasks.wait(id, { signal: abort.signal });
+          break;
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          if (isNotFound(err)) break;
+          this.#log.warn("waiting for a task failed; retrying", { id: id.slice(0, 12), error: err });
+          await sleep(Math.min(200 * 2 ** attempt, 5000));
+        }
+      }
+      if (abort.signal.aborted) return;
+      await pump.settle(5000);
+      await log.close();
+      await this.#recordExit(id, exit);
+    })().catch((err) => this.#log.error("monitoring a container failed", { id, error: err }));
+  }
+
+  async #recordExit(id: string, exit?: { exitStatus: number; exitedAt: Date }): Promise<void> {
+    const deleted = await this.#client.tasks.delete(id).catch(() => undefined);
+    const status = exit?.exitStatus ?? deleted?.exitStatus ?? 255;
+    const container = this.#records.find(id);
+    const live = this.#liveOf(id);
+    await live.stdin?.close();
+    live.stdin = undefined;
+    live.pump = undefined;
+    live.monitor = undefined;
+    if (!container) return;
+    container.state = {
+      ...container.state,
+      Status: "exited",
+      Pid: 0,
+      ExitCode: status,
+      FinishedAt: (exit?.exitedAt ?? deleted?.exitedAt ?? new Date()).toISOString(),
+    };
+    this.#records.put(id, container);
+    this.#log.info("container exited", { id: id.slice(0, 12), code: status });
+    for (const waiter of live.exitWaiters.splice(0)) waiter(status);
+    if (container.hostConfig.AutoRemove && !this.#closing) {
+      await this.remove(id, { force: true }).catch((err) =>
+        this.#log.warn("auto-remove failed", { id, error: err })
+      );
+    }
+  }
+
+  // --- stop, kill, restart, pause ------------------------------------------------------------
+
+  /** Stops a running container: its stop signal, then SIGKILL after `timeout` seconds. */
+  stop(ref: string, options: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, () => this.#stop(container.id, options));
+  }
+
+  async #stop(id: string, options: { timeout?: number; signal?: string }): Promise<void> {
+    const container = this.#records.get(id);
+    if (container.state.Status !== "running" && container.state.Status !== "paused") {
+      throw notModified("container already stopped");
+    }
+    const signal = parseSignal(options.signal || container.config.StopSignal || "SIGTERM");
+    const timeout = options.timeout ?? container.config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
+    const exited = this.#nextExit(id);
+    if (container.state.Status === "paused") await this.#client.tasks.resume(id).catch(() => {});
+    if (timeout !== 0) {
+      await this.#client.tasks.kill(id, signal).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+      if (timeout < 0) {
+        await exited;
+        return;
+      }
+      if (await withTimeout(exited, timeout * 1000)) return;
+      this.#log.info("container did not stop in time; killing it", { id: id.slice(0, 12) });
+    }
+    await this.#client.tasks.kill(id, 9, { all: true }).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+    await exited;
+  }
+
+  /** Sends a signal to a running container's main process. */
+  async kill(ref: string, signalName = "SIGKILL"): Promise<void> {
+    const signal = parseSignal(signalName);
+    const container = this.get(ref);
+    if (container.state.Status !== "running" && container.state.Status !== "paused") {
+      throw conflict(`Container ${container.id} is not running`);
+    }
+    const exited = signal === 9 ? this.#nextExit(container.id) : undefined;
+    await this.#client.tasks.kill(container.id, signal, { all: signal === 9 });
+    // Docker's kill of SIGKILL returns once the container is gone.
+    if (exited) await withTimeout(exited, 10_000);
+  }
+
+  /** Stops (if running) and starts a container. */
+  restart(ref: string, options: { timeout?: number } = {}): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, async () => {
+      try {
+        await this.#stop(container.id, options);
+      } catch (err) {
+        if (!(err instanceof EngineError && err.kind === "NotModified")) throw err;
+      }
+      await this.#start(container.id);
+      const updated = this.#records.get(container.id);
+      updated.restartCount++;
+      this.#records.put(container.id, updated);
+    });
+  }
+
+  /** Freezes a running container's processes. */
+  pause(ref: string): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, async () => {
+      const current = this.#records.get(container.id);
+      if (current.state.Status === "paused") {
+        throw conflict(`Container ${container.id} is already paused`);
+      }
+      if (current.state.Status !== "running") {
+        throw conflict(`Container ${container.id} is not running`);
+      }
+      await this.#client.tasks.pause(container.id);
+      current.state.Status = "paused";
+      this.#records.put(container.id, current);
+    });
+  }
+
+  /** Thaws a paused container. */
+  unpause(ref: string): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, async () => {
+      const current = this.#records.get(container.id);
+      if (current.state.Status !== "paused") {
+        throw conflict(`Container ${container.id} is not paused`);
+      }
+      await this.#client.tasks.resume(container.id);
+      current.state.Status = "running";
+      this.#records.put(container.id, current);
+    });
+  }
+
+  // --- remove, rename ------------------------------------------------------------------------
+
+  /** Removes a container; a running one only with `force` (killed first). */
+  remove(ref: string, options: { force?: boolean } = {}): Promise<void> {
+    const container = this.get(ref);
+    return this.#locked(container.id, async () => {
+      const current = this.#records.find(container.id);
+      if (!current) return;
+      const running = current.state.Status === "running" || current.state.Status === "paused";
+      if (running && !options.force) {
+        throw conflict(
+          `You cannot remove a running container ${current.id}. ` +
+            "Stop the container before attempting removal or force remove",
+        );
+      }
+      if (running) {
+        const exited = this.#nextExit(current.id);
+        if (current.state.Status === "paused") {
+          await this.#client.tasks.resume(current.id).catch(() => {});
+        }
+        await this.#client.tasks.kill(current.id, 9, { all: true }).catch(() => {});
+        await withTimeout(exited, 15_000);
+      }
+      await this.#destroy(current);
+    });
+  }
+
+  /** Deletes every trace of a container: task, containerd record, snapshot, files, record. */
+  async #destroy(container: Container): Promise<void> {
+    const id = container.id;
+    const live = this.#live.get(id);
+    live?.monitor?.abort();
+    await live?.stdin?.close();
+    await this.#client.tasks.delete(id).catch(() => {});
+    await this.#client.containers.delete(id).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+    await this.#client.snapshots.remove(container.snapshotter, container.snapshotKey).catch(
+      (err) => {
+        if (!isNotFound(err)) throw err;
+      },
+    );
+    await Deno.remove(this.dir(id), { recursive: true }).catch(() => {});
+    this.#store.transaction(() => {
+      this.#records.delete(id);
+      if (this.#store.nameOwner(container.name) === id) this.#store.releaseName(container.name);
+    });
+    this.#live.delete(id);
+    live?.hub.end();
+    for (const waiter of live?.exitWaiters ?? []) waiter(container.state.ExitCode);
+    for (const waiter of live?.removeWaiters ?? []) waiter(container.state.ExitCode);
+    this.#log.info("container removed", { id: id.slice(0, 12) });
+  }
+
+  /** Renames a container. */
+  rename(ref: string, newName: string): Promise<void> {
+    const container = this.get(ref);
+    const name = validateName(newName);
+    return this.#locked(container.id, () => {
+      const current = this.#records.get(container.id);
+      if (current.name === name) {
+        throw conflict(`Renaming a container with the same name as its current name`);
+      }
+      this.#store.transaction(() => {
+        this.#store.reserveName(name, current.id);
+        this.#store.releaseName(current.name);
+        current.name = name;
+        this.#records.put(current.id, current);
+      });
+      return Promise.resolve();
+    });
+  }
+
+  // --- wait, attach, logs --------------------------------------------------------------------
+
+  /** Waits for `condition`; resolves with the exit code. */
+  wait(ref: string, condition: WaitCondition = "not-running"): Promise<number> {
+    const container = this.get(ref);
+    const live = this.#liveOf(container.id);
+    const running = ["running", "paused", "restarting"].includes(container.state.Status);
+    if (condition === "not-running" && !running) return Promise.resolve(container.state.ExitCode);
+    if (condition === "removed") {
+      return new Promise((resolve) => live.removeWaiters.push(resolve));
+    }
+    return this.#nextExit(container.id);
+  }
+
+  /**
+   * Attaches a client to a container's streams. Returns a function that sends client input to
+   * the container's stdin (when asked for and open), and one to detach.
+   */
+  attach(ref: string, options: AttachOptions): {
+    input?: (chunk: Uint8Array | null) => void;
+    detach: () => void;
+  } {
+    const container = this.get(ref);
+    const live = this.#liveOf(container.id);
+    const tty = container.config.Tty === true;
+    const listener: OutputListener = {
+      data: (stream, chunk) => {
+        if (stream === "stdout" && options.stdout === false) return;
+        if (stream === "stderr" && options.stderr === false) return;
+        options.write(tty ? chunk : frame(stream === "stdout" ? 1 : 2, chunk));
+      },
+      end: () => options.close(),
+    };
+    const unsubscribe = live.hub.subscribe(listener);
+    // An exited container that is not about to start has no output to wait for.
+    let input: ((chunk: Uint8Array | null) => void) | undefined;
+    if (options.stdin && container.config.OpenStdin) {
+      input = (chunk) => {
+        const stdin = this.#live.get(container.id)?.stdin;
+        if (!stdin) return;
+        if (chunk === null) {
+          if (container.config.StdinOnce) {
+            stdin.close().then(() =>
+              this.#client.tasks.closeIO(container.id, { stdin: true }).catch(() => {})
+            );
+          }
+          return;
+        }
+        stdin.write(chunk);
+      };
+    }
+    return { input, detach: unsubscribe };
+  }
+
+  /** The container's log entries, framed for the client; follows until the container stops. */
+  async *logs(
+    ref: string,
+    options: {
+      stdout?: boolean;
+      stderr?: boolean;
+      since?: number;
+      until?: number;
+      tail?: number;
+      follow?: boolean;
+      timestamps?: boolean;
+      signal?: AbortSignal;
+    },
+  ): AsyncGenerator<Uint8Array> {
+    const container = this.get(ref);
+    if (!options.stdout && !options.stderr) {
+      throw invalidArgument("You must choose at least one stream");
+    }
+    const tty = container.config.Tty === true;
+    const encoder = new TextEncoder();
+    const entries = readLogs(`${this.dir(container.id)}/json.log`, {
+      ...options,
+      stopped: () => {
+        const current = this.#records.find(container.id);
+        return !current || !["running", "paused", "restarting"].includes(current.state.Status);
+      },
+    });
+    for await (const entry of entries) {
+      const text = options.timestamps ? `${entry.time} ${entry.log}` : entry.log;
+      const bytes = encoder.encode(text);
+      yield tty ? bytes : frame(entry.stream === "stdout" ? 1 : 2, bytes);
+    }
+  }
+
+  // --- daemon start and stop -----------------------------------------------------------------
+
+  /**
+   * Reconciles the store with containerd after a (re)start: undoes half-created containers,
+   * re-adopts running tasks, records exits that happened while the daemon was down, and removes
+   * containerd objects of ours that have no record.
+   */
+  async restore(): Promise<void> {
+    const records = this.#records.list();
+    for (const record of records) {
+      if (record.phase === "creating") {
+        this.#log.info("undoing a create interrupted by a crash", { id: record.id.slice(0, 12) });
+        await this.#destroy(record).catch((err) =>
+          this.#log.warn("cleanup failed", { id: record.id, error: err })
+        );
+        continue;
+      }
+      await this.#adopt(record).catch((err) =>
+        this.#log.warn("restoring a container failed", { id: record.id, error: err })
+      );
+    }
+    const known = new Set(this.#records.list().map((c) => c.id));
+    for (const orphan of await this.#client.containers.list([`labels."${LABEL_MANAGED}"==true`])) {
+      if (known.has(orphan.id)) continue;
+      this.#log.info("removing a containerd container without a record", { id: orphan.id });
+      await this.#client.tasks.kill(orphan.id, 9, { all: true }).catch(() => {});
+      await this.#client.tasks.wait(orphan.id).catch(() => {});
+      await this.#client.tasks.delete(orphan.id).catch(() => {});
+      await this.#client.containers.delete(orphan.id).catch(() => {});
+    }
+    for (const snapshot of await this.#client.snapshots.list(this.#snapshotter)) {
+      if (snapshot.labels[LABEL_MANAGED] !== "true" || known.has(snapshot.name)) continue;
+      await this.#client.snapshots.remove(this.#snapshotter, snapshot.name).catch(() => {});
+    }
+  }
+
+  async #adopt(record: Container): Promise<void> {
+    const id = record.id;
+    let task;
+    try {
+      task = await this.#client.tasks.get(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (task && (task.status === "running" || task.status === "paused")) {
+      const tty = record.config.Tty === true;
+      const live = this.#liveOf(id);
+      const dir = `${this.dir(id)}/io`;
+      const fifos = {
+        stdout: `${dir}/init-stdout`,
+        stderr: tty ? undefined : `${dir}/init-stderr`,
+        stdin: record.config.OpenStdin ? `${dir}/init-stdin` : undefined,
+      };
+      const log = new JsonFileLog(`${this.dir(id)}/json.log`);
+      const pump = new OutputPump(fifos, { hub: live.hub, log });
+      live.pump = pump;
+      if (fifos.stdin) live.stdin = await StdinWriter.open(fifos.stdin).catch(() => undefined);
+      record.state.Status = task.status;
+      record.state.Pid = task.pid;
+      this.#records.put(id, record);
+      this.#monitor(id, pump, log);
+      this.#log.info("re-adopted a running container", { id: id.slice(0, 12) });
+      return;
+    }
+    if (task) {
+      // Exited while the daemon was down (or created but never started).
+      const exit = await this.#client.tasks.delete(id).catch(() => undefined);
+      if (record.state.Status === "running" || record.state.Status === "paused") {
+        await this.#recordExit(id, exit);
+      }
+      return;
+    }
+    if (record.state.Status === "running" || record.state.Status === "paused") {
+      // The shim is gone (host reboot, killed shim): the exit status is unknown.
+      record.state = {
+        ...record.state,
+        Status: "exited",
+        Pid: 0,
+        ExitCode: 255,
+        FinishedAt: new Date().toISOString(),
+      };
+      this.#records.put(id, record);
+      if (record.hostConfig.AutoRemove) await this.#destroy(record);
+    }
+  }
+
+  /** Stops watching tasks (containers keep running under their shims). */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const live of this.#live.values()) {
+      live.monitor?.abort();
+      await live.stdin?.close();
+    }
+    // Pumps end when their FIFOs close; they must not keep the daemon alive.
+    this.#live.clear();
+  }
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  #liveOf(id: string): Live {
+    let live = this.#live.get(id);
+    if (!live) {
+      live = {
+        hub: new OutputHub(),
+        exitWaiters: [],
+        removeWaiters: [],
+        lock: Promise.resolve(),
+      };
+      this.#live.set(id, live);
+    }
+    return live;
+  }
+
+  #nextExit(id: string): Promise<number> {
+    return new Promise((resolve) => this.#liveOf(id).exitWaiters.push(resolve));
+  }
+
+  #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const live = this.#liveOf(id);
+    const result = live.lock.then(fn);
+    live.lock = result.then(() => {}, () => {});
+    return result;
+  }
+
+  /** Reads the rootfs mounts of a container (for `cp` and user lookups). */
+  rootfsMounts(container: Container): Promise<Mount[]> {
+    return this.#client.snapshots.mounts(container.snapshotter, container.snapshotKey);
+  }
+}
+
+/** Docker's merge of the image's config into the container's on create. */
+export function mergeImageConfig(config: ContainerConfig, image: ImageConfigBlob["config"] & {}): void {
+  if (!config.User) config.User = image.User ?? "";
+  if (image.ExposedPorts) config.ExposedPorts = { ...image.ExposedPorts, ...config.ExposedPorts };
+  const env = config.Env ?? [];
+  const keys = new Set(env.map((e) => e.split("=")[0]));
+  config.Env = [...env, ...(image.Env ?? []).filter((e) => !keys.has(e.split("=")[0]))];
+  config.Labels = { ...(image.Labels ?? {}), ...(config.Labels ?? {}) };
+  if (!config.Entrypoint || config.Entrypoint.length === 0) {
+    if (!config.Cmd || config.Cmd.length === 0) config.Cmd = image.Cmd ?? null;
+    if (config.Entrypoint === null || config.Entrypoint === undefined) {
+      config.Entrypoint = image.Entrypoint ?? null;
+    }
+  }
+  if (!config.WorkingDir) config.WorkingDir = image.WorkingDir ?? "";
+  if (image.Volumes) config.Volumes = { ...image.Volumes, ...(config.Volumes ?? {}) };
+  if (!config.StopSignal && image.StopSignal) config.StopSignal = image.StopSignal;
+}
+
+function validateSpecificId(id: string): string {
+  if (!/^[0-9a-f]{64}$/.test(id)) {
+    throw invalidArgument(`invalid specific id ${id}: want 64 lowercase hex characters`);
+  }
+  return id;
+}
+
+function emptyState(status: Status): ContainerState {
+  return {
+    Status: status,
+    Pid: 0,
+    ExitCode: 0,
+    Error: "",
+    OOMKilled: false,
+    StartedAt: "0001-01-01T00:00:00Z",
+    FinishedAt: "0001-01-01T00:00:00Z",
+  };
+}
+
+/** Writes `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container. */
+async function writeNetworkFiles(
+  dir: string,
+  options: { hostname: string; hostNetwork: boolean },
+): Promise<void> {
+  await Deno.writeTextFile(`${dir}/hostname`, `${options.hostname}\n`);
+  if (options.hostNetwork) {
+    await Deno.copyFile("/etc/hosts", `${dir}/hosts`).catch(() =>
+      Deno.writeTextFile(`${dir}/hosts`, "127.0.0.1\tlocalhost\n")
+    );
+  } else {
+    await Deno.writeTextFile(
+      `${dir}/hosts`,
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+        `127.0.1.1\t${options.hostname}\n`,
+    );
+  }
+  // The host's resolvers, minus loopback ones that mean nothing inside another netns.
+  let resolv = "";
+  try {
+    resolv = await Deno.readTextFile("/etc/resolv.conf");
+  } catch {
+    // No resolv.conf on the host: the container gets an empty one.
+  }
+  if (!options.hostNetwork) {
+    resolv = resolv.split("\n").filter((line) => !/^\s*nameserver\s+(127\.|::1)/.test(line))
+      .join("\n");
+  }
+  await Deno.writeTextFile(`${dir}/resolv.conf`, resolv);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Whether `promise` settled within `ms`. */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * `pouch daemon`: builds the daemon's parts in order (config → containerd → store → images →
+ * containers → HTTP API), serves until SIGTERM or SIGINT, then stops them in reverse order.
+ * Containers keep running under their shims while the daemon is down.
+ *
+ * @module
+ */
+import { createApi } from "./api/mod.ts";
+import { DAEMON_USAGE, type DaemonConfig, loadConfig } from "./config.ts";
+import { ContainerManager } from "./container.ts";
+import { connectContainerd, type Containerd } from "./containerd.ts";
+import { messageOf } from "./errors.ts";
+import { ImageManager } from "./image.ts";
+import { Logger } from "./log.ts";
+import { serveApi } from "./server.ts";
+import { Store } from "./store.ts";
+import { startContainerd } from "./supervisor.ts";
+import { SystemInfo } from "./system.ts";
+
+const encoder = new TextEncoder();
+
+/** Runs the daemon with `args` (the flags after `daemon`); resolves with the exit code. */
+export async function runDaemon(args: string[]): Promise<number> {
+  let config: DaemonConfig | "help";
+  try {
+    config = await loadConfig(args);
+  } catch (err) {
+    Deno.stderr.writeSync(encoder.encode(`pouch daemon: ${messageOf(err)}\n${DAEMON_USAGE}`));
+    return 2;
+  }
+  if (config === "help") {
+    Deno.stdout.writeSync(encoder.encode(DAEMON_USAGE));
+    return 0;
+  }
+  const log = new Logger(config.debug ? "debug" : "info");
+  try {
+    return await serve(config, log);
+  } catch (err) {
+    log.error("daemon failed", { error: messageOf(err) });
+    return 1;
+  }
+}
+
+async function serve(config: DaemonConfig, log: Logger): Promise<number> {
+  const home = config.homeDir;
+  await Deno.mkdir(home, { recursive: true, mode: 0o711 });
+  await writePidfile(config.pidfile);
+  const cleanup: Array<() => Promise<void> | void> = [
+    () => Deno.remove(config.pidfile).catch(() => {}),
+  ];
+  const shutdown = Promise.withResolvers<string>();
+  const onSignal = (name: string) => () => shutdown.resolve(name);
+  const onTerm = onSignal("SIGTERM");
+  const onInt = onSignal("SIGINT");
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  cleanup.push(() => {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+  });
+
+  try {
+    let address = config.containerd.replace(/^unix:\/\//, "");
+    if (!address) {
+      const dir = `${home}/containerd`;
+      await Deno.mkdir(dir, { recursive: true, mode: 0o711 });
+      const containerd = await startContainerd({
+        path: config.containerdPath,
+        root: `${dir}/root`,
+        state: `${dir}/state`,
+        address: `${dir}/containerd.sock`,
+        configPath: `${dir}/config.toml`,
+        debug: config.debug,
+        log: (line) => log.debug("containerd", { line }),
+        onRestart: () => log.warn("containerd died and was restarted"),
+      });
+      cleanup.push(() => containerd.stop());
+      address = containerd.address;
+      log.info("containerd started", { pid: containerd.pid, address });
+    }
+    const client: Containerd = connectContainerd(address, { namespace: config.namespace });
+    cleanup.push(() => client.close());
+    await client.namespaces.ensure(config.namespace);
+
+    const store = new Store(`${home}/meta.db`);
+    cleanup.push(() => store.close());
+    const images = new ImageManager(client, {
+      snapshotter: config.snapshotter,
+      log: (message) => log.info(message),
+    });
+    const containers = new ContainerManager({
+      client,
+      store,
+      images,
+      log,
+      home,
+      snapshotter: config.snapshotter,
+      runtimes: config.runtimes,
+      defaultRuntime: config.defaultRuntime,
+    });
+    await containers.restore();
+    cleanup.push(() => containers.close());
+
+    const system = new SystemInfo(config, { client, containers, images });
+    const app = createApi({
+      containers,
+      images: { images, imageUser: (id) => containers.imageUser(id) },
+      system,
+      log,
+    });
+    const server = await serveApi(app, { listen: config.listen, log });
+    cleanup.push(() => server.close());
+    log.info("pouch daemon ready", { home, pid: Deno.pid });
+
+    const signal = await shutdown.promise;
+    log.info("shutting down", { signal });
+    return 0;
+  } finally {
+    for (const step of cleanup.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        log.warn("shutdown step failed", { error: messageOf(err) });
+      }
+    }
+  }
+}
+
+/** Writes our pid; refuses to start when another live daemon holds the file. */
+async function writePidfile(path: string): Promise<void> {
+  try {
+    const pid = Number((await Deno.readTextFile(path)).trim());
+    if (pid > 0 && pid !== Deno.pid) {
+      const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      const cmdline = alive
+        ? await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "")
+        : "";
+      if (alive && cmdline.includes("daemon")) {
+        throw new Error(`pid file ${path} names a running daemon (pid ${pid})`);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (dir) await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(path, `${Deno.pid}\n`);
+}

@@ -1,0 +1,211 @@
+/**
+ * A container's standard streams: the FIFOs the runc shim writes into, the pumps that read them
+ * into the json-file log and out to attached clients, and the stdin FIFO the daemon writes.
+ *
+ * The shim keeps its own read end of each output FIFO open, so a container never gets EPIPE
+ * while the daemon is down; the daemon reopens the FIFOs when it re-adopts the container.
+ *
+ * @module
+ */
+import { JsonFileLog } from "./logs.ts";
+
+/** Which stream a chunk came from. */
+export type StreamName = "stdout" | "stderr";
+
+/** A listener for a container's output. */
+export interface OutputListener {
+  data(stream: StreamName, chunk: Uint8Array): void;
+  /** The output of this run ended (the process and its children closed their streams). */
+  end(): void;
+}
+
+/** Fans a container's output out to attached clients. */
+export class OutputHub {
+  readonly #listeners = new Set<OutputListener>();
+
+  /** Adds `listener`; the returned function removes it. */
+  subscribe(listener: OutputListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Sends a chunk to every listener. */
+  publish(stream: StreamName, chunk: Uint8Array): void {
+    for (const listener of this.#listeners) listener.data(stream, chunk);
+  }
+
+  /** Tells every listener that the output ended, and forgets them. */
+  end(): void {
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    for (const listener of listeners) listener.end();
+  }
+}
+
+let libc: Deno.DynamicLibrary<{ mkfifo: { parameters: ["buffer", "u32"]; result: "i32" } }> | null =
+  null;
+
+/** Creates a FIFO at `path` with mode 0600 (Deno has no mkfifo; libc's through FFI). */
+export async function mkfifo(path: string): Promise<void> {
+  try {
+    libc ??= Deno.dlopen("libc.so.6", { mkfifo: { parameters: ["buffer", "u32"], result: "i32" } });
+  } catch {
+    const result = await new Deno.Command("mkfifo", { args: ["-m", "600", path] }).output();
+    if (!result.success) throw new Error(`mkfifo ${path} failed`);
+    return;
+  }
+  const status = libc.symbols.mkfifo(new TextEncoder().encode(path + "\0"), 0o600);
+  if (status !== 0) {
+    const info = await Deno.lstat(path).catch(() => null);
+    if (info?.isFifo) return;
+    throw new Error(`mkfifo ${path} failed`);
+  }
+}
+
+/** The FIFO paths of one process's streams. */
+export interface FifoSet {
+  stdin?: string;
+  stdout: string;
+  stderr?: string;
+}
+
+/** Makes the FIFOs for a process in `dir` (`<prefix>-stdout` ...). */
+export async function makeFifos(
+  dir: string,
+  prefix: string,
+  options: { stdin: boolean; tty: boolean },
+): Promise<FifoSet> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const set: FifoSet = { stdout: `${dir}/${prefix}-stdout` };
+  if (!options.tty) set.stderr = `${dir}/${prefix}-stderr`;
+  if (options.stdin) set.stdin = `${dir}/${prefix}-stdin`;
+  for (const path of [set.stdin, set.stdout, set.stderr]) {
+    if (!path) continue;
+    await Deno.remove(path).catch(() => {});
+    await mkfifo(path);
+  }
+  return set;
+}
+
+/** Removes the FIFOs of `set`. */
+export async function removeFifos(set: FifoSet): Promise<void> {
+  for (const path of [set.stdin, set.stdout, set.stderr]) {
+    if (path) await Deno.remove(path).catch(() => {});
+  }
+}
+
+/**
+ * Reads a process's output FIFOs into a log and a hub until both reach EOF.
+ *
+ * Opening a FIFO for reading blocks until a writer opens it: the opens start before the task is
+ * created, and {@link OutputPump.abandon} unblocks them if the task never comes.
+ */
+export class OutputPump {
+  readonly #fifos: FifoSet;
+  readonly #hub: OutputHub;
+  readonly #log: JsonFileLog | undefined;
+  readonly #done: Promise<void>;
+  #abandoned = false;
+
+  /** Starts reading `fifos` into `log` (if any) and `hub`. */
+  constructor(fifos: FifoSet, options: { hub: OutputHub; log?: JsonFileLog }) {
+    this.#fifos = fifos;
+    this.#hub = options.hub;
+    this.#log = options.log;
+    const streams: Array<[StreamName, string]> = [["stdout", fifos.stdout]];
+    if (fifos.stderr) streams.push(["stderr", fifos.stderr]);
+    this.#done = Promise.all(streams.map(([name, path]) => this.#pump(name, path)))
+      .then(async () => {
+        await this.#log?.flush();
+        this.#hub.end();
+      });
+  }
+
+  /** Resolves when every stream reached EOF and the log is flushed. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Waits for EOF, at most `ms` milliseconds; says whether EOF came. */
+  async settle(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([this.#done.then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Unblocks pending opens and ends the pump (the task was never created). */
+  async abandon(): Promise<void> {
+    this.#abandoned = true;
+    for (const path of [this.#fifos.stdout, this.#fifos.stderr]) {
+      if (!path) continue;
+      // Opening the write side completes a pending read-side open, which then sees EOF.
+      const writer = await Deno.open(path, { write: true }).catch(() => null);
+      writer?.close();
+    }
+    await this.#done;
+  }
+
+  async #pump(stream: StreamName, path: string): Promise<void> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch {
+      return;
+    }
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await file.read(buffer);
+        if (n === null) break;
+        if (this.#abandoned) continue;
+        const chunk = buffer.slice(0, n);
+        this.#log?.write(stream, chunk);
+        this.#hub.publish(stream, chunk);
+      }
+    } catch {
+      // A read error ends this stream like EOF does.
+    } finally {
+      file.close();
+    }
+  }
+}
+
+/** The daemon's write end of a process's stdin FIFO. */
+export class StdinWriter {
+  readonly #file: Deno.FsFile;
+  #closed = false;
+  #queue: Promise<void> = Promise.resolve();
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Opens `path` read-write, which never blocks on a FIFO. */
+  static async open(path: string): Promise<StdinWriter> {
+    return new StdinWriter(await Deno.open(path, { read: true, write: true }));
+  }
+
+  /** Writes `chunk` after every earlier chunk. */
+  write(chunk: Uint8Array): Promise<void> {
+    this.#queue = this.#queue.then(async () => {
+      if (this.#closed) return;
+      let offset = 0;
+      while (offset < chunk.length) offset += await this.#file.write(chunk.subarray(offset));
+    }).catch(() => {});
+    return this.#queue;
+  }
+
+  /** Closes the FIFO after pending writes: the process reads EOF. */
+  async close(): Promise<void> {
+    await this.#queue;
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * `GET /version` and `GET /info`: what the daemon says about itself and its host, in Docker's
+ * shapes (the Docker CLI prints these fields).
+ *
+ * @module
+ */
+import type { ContainerManager } from "./container.ts";
+import type { Containerd } from "./containerd.ts";
+import type { DaemonConfig } from "./config.ts";
+import type { ImageManager } from "./image.ts";
+import { API_VERSION, MIN_API_VERSION } from "./api/mod.ts";
+import { BUILD_TIME, GIT_COMMIT, VERSION } from "./version.ts";
+
+/** Builds the version and info answers. */
+export class SystemInfo {
+  readonly #config: DaemonConfig;
+  readonly #client: Containerd;
+  readonly #containers: ContainerManager;
+  readonly #images: ImageManager;
+  readonly #id = crypto.randomUUID();
+
+  /** Info over the daemon's parts. */
+  constructor(
+    config: DaemonConfig,
+    parts: { client: Containerd; containers: ContainerManager; images: ImageManager },
+  ) {
+    this.#config = config;
+    this.#client = parts.client;
+    this.#containers = parts.containers;
+    this.#images = parts.images;
+  }
+
+  /** Docker's `/version` answer. */
+  async version(): Promise<Record<string, unknown>> {
+    const containerd = await this.#client.version().catch(() => ({ version: "", revision: "" }));
+    const common = {
+      Version: VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: GIT_COMMIT,
+      GoVersion: `deno ${Deno.version.deno}`,
+      Os: "linux",
+      Arch: arch(),
+      KernelVersion: kernelVersion(),
+      BuildTime: BUILD_TIME,
+    };
+    return {
+      Platform: { Name: "pouch" },
+      Components: [
+        { Name: "Engine", Version: VERSION, Details: { ApiVersion: API_VERSION } },
+        {
+          Name: "containerd",
+          Version: containerd.version,
+          Details: { GitCommit: containerd.revision },
+        },
+      ],
+      ...common,
+    };
+  }
+
+  /** Docker's `/info` answer. */
+  async info(): Promise<Record<string, unknown>> {
+    const containers = this.#containers.list();
+    const count = (status: string) => containers.filter((c) => c.state.Status === status).length;
+    const images = await this.#images.list({}).catch(() => []);
+    const memTotal = await memTotalBytes();
+    return {
+      ID: this.#id,
+      Containers: containers.length,
+      ContainersRunning: count("running"),
+      ContainersPaused: count("paused"),
+      ContainersStopped: containers.length - count("running") - count("paused"),
+      Images: images.length,
+      Driver: this.#config.snapshotter,
+      DriverStatus: [],
+      Plugins: { Volume: ["local"], Network: ["host", "null"], Log: ["json-file"] },
+      MemoryLimit: true,
+      SwapLimit: true,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: true,
+      Debug: this.#config.debug,
+      NFd: 0,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: "json-file",
+      CgroupDriver: "cgroupfs",
+      CgroupVersion: await cgroupVersion(),
+      NEventsListener: 0,
+      KernelVersion: kernelVersion(),
+      OperatingSystem: await operatingSystem(),
+      OSVersion: "",
+      OSType: "linux",
+      Architecture: arch(),
+      NCPU: navigator.hardwareConcurrency,
+      MemTotal: memTotal,
+      IndexServerAddress: "https://index.docker.io/v1/",
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+      GenericResources: null,
+      DockerRootDir: this.#config.homeDir,
+      HttpProxy: "",
+      HttpsProxy: "",
+      NoProxy: "",
+      Name: Deno.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: VERSION,
+      Runtimes: Object.fromEntries(
+        Object.entries(this.#config.runtimes).map(([name, path]) => [name, { path }]),
+      ),
+      DefaultRuntime: this.#config.defaultRuntime,
+      Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false },
+      LiveRestoreEnabled: true,
+      Isolation: "",
+      InitBinary: "",
+      ContainerdCommit: { ID: "" },
+      RuncCommit: { ID: "" },
+      InitCommit: { ID: "" },
+      SecurityOptions: [],
+      Warnings: [],
+      // PouchContainer's fields.
+      LxcfsEnabled: false,
+      ContainerdAddress: this.#config.containerd || `${this.#config.homeDir}/containerd`,
+    };
+  }
+}
+
+function arch(): string {
+  return Deno.build.arch === "x86_64" ? "x86_64" : Deno.build.arch;
+}
+
+function kernelVersion(): string {
+  try {
+    return Deno.osRelease();
+  } catch {
+    return "";
+  }
+}
+
+async function memTotalBytes(): Promise<number> {
+  try {
+    const text = await Deno.readTextFile("/proc/meminfo");
+    const kb = /MemTotal:\s+(\d+)/.exec(text)?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function operatingSystem(): Promise<string> {
+  try {
+    const text = await Deno.readTextFile("/etc/os-release");
+    return /PRETTY_NAME="?([^"\n]+)"?/.exec(text)?.[1] ?? "Linux";
+  } catch {
+    return "Linux";
+  }
+}
+
+async function cgroupVersion(): Promise<string> {
+  try {
+    await Deno.stat("/sys/fs/cgroup/cgroup.controllers");
+    return "2";
+  } catch {
+    return "1";
+  }
+}
