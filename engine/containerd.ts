@@ -502,6 +502,9 @@ class Connection {
     this.#client = new grpc.Client(toGrpcTarget(address), grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 16 << 20,
       "grpc.max_send_message_length": 16 << 20,
+      // A local socket: reconnect quickly after containerd restarts.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 2_000,
     });
   }
 
@@ -780,10 +783,17 @@ function toContainerFieldPath(path: string): string {
   return path === "snapshotKey" || path === "snapshot_key" ? "snapshotkey" : path;
 }
 
-function fromWireProcess(wire: WireProcess): ProcessInfo {
+/**
+ * containerd 1.6 leaves `container_id` empty (and sets `id` to the container's ID for a task,
+ * to the exec ID for an exec process), so the caller passes the container's ID it knows.
+ */
+function fromWireProcess(
+  wire: WireProcess,
+  containerId = wire.containerId || wire.id,
+): ProcessInfo {
   const info: ProcessInfo = {
     id: wire.id,
-    containerId: wire.containerId,
+    containerId,
     pid: wire.pid,
     status: wire.status.toLowerCase() as ProcessStatus,
     exitStatus: wire.exitStatus,
@@ -982,11 +992,11 @@ function tasksService(c: Connection): Containerd["tasks"] {
         containerId,
         execId,
       });
-      return fromWireProcess(response.process);
+      return fromWireProcess(response.process, containerId);
     },
     async list(filter = "") {
       const response = await c.unary<{ tasks: WireProcess[] }>(TASKS, "List", { filter });
-      return response.tasks.map(fromWireProcess);
+      return response.tasks.map((task) => fromWireProcess(task));
     },
     async kill(containerId, signal, options = {}) {
       await c.unary(TASKS, "Kill", {

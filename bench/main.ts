@@ -1,0 +1,61 @@
+/**
+ * `deno task bench`: on one containerd (the one a pouch daemon starts), the median wall time of
+ * `pouch run --rm busybox true` against `ctr run --rm` of the same image, A/B interleaved, and
+ * their ratio. Later issues add dockerd and podman to the same run.
+ *
+ * @module
+ */
+import { busyboxTarball, startDaemon } from "../testdata/harness.ts";
+
+const runs = Number(Deno.env.get("BENCH_RUNS") ?? 15);
+const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+
+async function time(command: string, args: string[]): Promise<number> {
+  const started = performance.now();
+  const result = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
+    .output();
+  const elapsed = performance.now() - started;
+  if (!result.success) {
+    throw new Error(`${command} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
+  }
+  return elapsed;
+}
+
+function stats(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+const tarball = await busyboxTarball();
+await using daemon = await startDaemon();
+const load = await daemon.pouch(["load", "-i", tarball]);
+if (load.code !== 0) throw new Error(`pouch load failed: ${load.stderr}`);
+
+const ctrAddress = `${daemon.home}/containerd/containerd.sock`;
+const ctr = ["-a", ctrAddress, "-n", "bench"];
+await time("ctr", [...ctr, "images", "import", "--no-unpack=false", tarball]);
+const image = "docker.io/library/busybox:latest";
+
+// Warm both paths once (page cache, first-run costs).
+await time(Deno.execPath(), ["run", "-A", "main.ts", "-H", `unix://${daemon.socket}`, "run", "--rm", "busybox", "true"]);
+await time("ctr", [...ctr, "run", "--rm", image, "bench-warm", "true"]);
+
+const pouchSamples: number[] = [];
+const ctrSamples: number[] = [];
+for (let i = 0; i < runs; i++) {
+  pouchSamples.push(
+    await time(Deno.execPath(), [
+      "run", "-A", "main.ts", "-H", `unix://${daemon.socket}`, "run", "--rm", "busybox", "true",
+    ]),
+  );
+  ctrSamples.push(await time("ctr", [...ctr, "run", "--rm", image, `bench-${i}`, "true"]));
+}
+const pouch = stats(pouchSamples);
+const floor = stats(ctrSamples);
+out(`run --rm busybox true, ${runs} runs each, A/B interleaved (ms: median [min-max])`);
+out(`  pouch  ${pouch.median.toFixed(1)} [${pouch.min.toFixed(1)}-${pouch.max.toFixed(1)}]`);
+out(`  ctr    ${floor.median.toFixed(1)} [${floor.min.toFixed(1)}-${floor.max.toFixed(1)}]`);
+out(`  ratio pouch/ctr ${(pouch.median / floor.median).toFixed(2)}`);
+await time("ctr", [...ctr, "images", "rm", image]).catch(() => {});

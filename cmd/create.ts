@@ -1,0 +1,476 @@
+/**
+ * The flags of `create` and `run`, and their translation into the body of
+ * `POST /containers/create` (Docker's Config + HostConfig, plus PouchContainer's fields).
+ * Every value is checked here, so a bad flag fails before anything is sent.
+ *
+ * @module
+ */
+
+import {
+  type Flags,
+  type FlagSpec,
+  invalidValue,
+  parseEnvFile,
+  parseLabelFile,
+  parseLabels,
+  parseNanoCpus,
+  parseUlimit,
+  ramInBytes,
+  resolveEnv,
+  UsageError,
+} from "./flags.ts";
+
+/** Flags of `create` (and `run`, which adds `-d`, `--rm` has both). */
+export const createFlags: FlagSpec[] = [
+  {
+    name: "interactive",
+    short: "i",
+    kind: "bool",
+    description: "Keep STDIN open even if not attached",
+  },
+  { name: "tty", short: "t", kind: "bool", description: "Allocate a pseudo-TTY" },
+  { name: "rm", kind: "bool", description: "Automatically remove the container when it exits" },
+  { name: "name", kind: "string", description: "Assign a name to the container" },
+  { name: "env", short: "e", kind: "list", description: "Set environment variables" },
+  { name: "env-file", kind: "list", description: "Read in a file of environment variables" },
+  {
+    name: "workdir",
+    short: "w",
+    kind: "string",
+    description: "Working directory inside the container",
+  },
+  {
+    name: "user",
+    short: "u",
+    kind: "string",
+    description: "Username or UID (format: <name|uid>[:<group|gid>])",
+  },
+  {
+    name: "entrypoint",
+    kind: "string",
+    description: "Overwrite the default ENTRYPOINT of the image",
+  },
+  { name: "hostname", short: "h", kind: "string", description: "Container host name" },
+  { name: "label", short: "l", kind: "list", description: "Set meta data on a container" },
+  { name: "label-file", kind: "list", description: "Read in a line delimited file of labels" },
+  { name: "memory", short: "m", kind: "string", description: "Memory limit" },
+  {
+    name: "memory-swap",
+    kind: "string",
+    description: "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+  },
+  { name: "cpus", kind: "string", description: "Number of CPUs" },
+  { name: "cpu-shares", short: "c", kind: "string", description: "CPU shares (relative weight)" },
+  {
+    name: "cpuset-cpus",
+    kind: "string",
+    description: "CPUs in which to allow execution (0-3, 0,1)",
+  },
+  {
+    name: "cpuset-mems",
+    kind: "string",
+    description: "MEMs in which to allow execution (0-3, 0,1)",
+  },
+  {
+    name: "pids-limit",
+    kind: "string",
+    description: "Tune container pids limit (set -1 for unlimited)",
+  },
+  { name: "privileged", kind: "bool", description: "Give extended privileges to this container" },
+  { name: "cap-add", kind: "list", description: "Add Linux capabilities" },
+  { name: "cap-drop", kind: "list", description: "Drop Linux capabilities" },
+  {
+    name: "read-only",
+    kind: "bool",
+    description: "Mount the container's root filesystem as read only",
+  },
+  { name: "runtime", kind: "string", description: "Runtime to use for this container" },
+  {
+    name: "network",
+    aliases: ["net"],
+    kind: "string",
+    description: "Connect a container to a network",
+  },
+  { name: "volume", short: "v", kind: "list", description: "Bind mount a volume" },
+  { name: "tmpfs", kind: "list", description: "Mount a tmpfs directory" },
+  {
+    name: "restart",
+    kind: "string",
+    description: "Restart policy to apply when a container exits",
+    default: '"no"',
+  },
+  { name: "stop-signal", kind: "string", description: "Signal to stop the container" },
+  { name: "stop-timeout", kind: "string", description: "Timeout (in seconds) to stop a container" },
+  { name: "ulimit", kind: "list", description: "Ulimit options" },
+  { name: "shm-size", kind: "string", description: "Size of /dev/shm" },
+  {
+    name: "init",
+    kind: "bool",
+    description: "Run an init inside the container that forwards signals and reaps processes",
+  },
+  { name: "sysctl", kind: "list", description: "Sysctl options" },
+  { name: "security-opt", kind: "list", description: "Security Options" },
+  { name: "add-host", kind: "list", description: "Add a custom host-to-IP mapping (host:ip)" },
+  { name: "dns", kind: "list", description: "Set custom DNS servers" },
+  {
+    name: "publish",
+    short: "p",
+    kind: "list",
+    description: "Publish a container's port(s) to the host",
+  },
+  {
+    name: "oom-score-adj",
+    kind: "string",
+    description: "Tune host's OOM preferences (-1000 to 1000)",
+  },
+  { name: "rich", kind: "bool", description: "Start a rich container (PouchContainer)" },
+  {
+    name: "rich-mode",
+    kind: "string",
+    description: "Rich container mode: dumb-init, sbin-init or systemd",
+  },
+  {
+    name: "initscript",
+    kind: "string",
+    description: "Script run in the container before its command (rich mode)",
+  },
+  { name: "enableLxcfs", kind: "bool", description: "Enable lxcfs for the container" },
+  {
+    name: "disk-quota",
+    kind: "list",
+    description: "Disk quota of the rootfs or a volume ([PATH=]SIZE)",
+  },
+  { name: "specific-id", kind: "string", description: "Use this 64-hex ID for the container" },
+];
+
+/** Flags of `run`: `create`'s plus `-d`. */
+export const runFlags: FlagSpec[] = [
+  {
+    name: "detach",
+    short: "d",
+    kind: "bool",
+    description: "Run container in background and print container ID",
+  },
+  ...createFlags,
+];
+
+/** What `create`/`run` send, and what `run` needs to attach. */
+export interface CreateRequest {
+  /** The `name` query parameter. */
+  name?: string;
+  /** The body of `POST /containers/create`. */
+  body: CreateBody;
+  /** The image as given. */
+  image: string;
+  /** `-d` */
+  detach: boolean;
+  /** `-i` */
+  interactive: boolean;
+  /** `-t` */
+  tty: boolean;
+  /** `--rm` */
+  autoRemove: boolean;
+}
+
+/** The body of `POST /containers/create` (the parts the CLI sets). */
+export interface CreateBody {
+  Image: string;
+  Cmd?: string[];
+  Entrypoint?: string[];
+  Env?: string[];
+  WorkingDir?: string;
+  User?: string;
+  Hostname?: string;
+  Labels?: Record<string, string>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  StopSignal?: string;
+  StopTimeout?: number;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Volumes?: Record<string, Record<string, never>>;
+  Rich?: boolean;
+  RichMode?: string;
+  InitScript?: string;
+  DiskQuota?: Record<string, string>;
+  SpecificID?: string;
+  HostConfig: Record<string, unknown>;
+}
+
+/** Options of {@link buildCreateRequest}. */
+export interface BuildCreateOptions {
+  /** The CLI's environment, for `-e KEY` and env files. */
+  lookupEnv: (key: string) => string | undefined;
+  /** Reads `--env-file` and `--label-file` files. */
+  readFile: (path: string) => string;
+  /** Whether `-d` applies (`run`); `create` never attaches. */
+  isRun: boolean;
+}
+
+const restartNames = ["no", "always", "unless-stopped", "on-failure"];
+
+function parseRestart(flags: Flags, text: string): { Name: string; MaximumRetryCount?: number } {
+  const [name, count] = text.split(":");
+  if (!restartNames.includes(name ?? "")) {
+    throw invalidValue(flags.spec("restart"), text, `invalid restart policy ${text}`);
+  }
+  if (count !== undefined) {
+    if (name !== "on-failure") {
+      throw invalidValue(
+        flags.spec("restart"),
+        text,
+        `maximum retry count cannot be used with restart policy '${name}'`,
+      );
+    }
+    if (!/^\d+$/.test(count)) {
+      throw invalidValue(flags.spec("restart"), text, `maximum retry count must be an integer`);
+    }
+    return { Name: name!, MaximumRetryCount: Number(count) };
+  }
+  return { Name: name === "no" ? "no" : name! };
+}
+
+/** `[ip:][hostPort:]containerPort[/proto]` into its binding. */
+function parsePublish(
+  spec: string,
+): { port: string; binding: { HostIp: string; HostPort: string } } {
+  const [addr, proto = "tcp"] = spec.split("/");
+  const parts = (addr ?? "").split(":");
+  let hostIp = "";
+  let hostPort = "";
+  let containerPort: string;
+  if (parts.length === 1) containerPort = parts[0]!;
+  else if (parts.length === 2) [hostPort, containerPort] = [parts[0]!, parts[1]!];
+  else if (parts.length === 3) {
+    [hostIp, hostPort, containerPort] = [parts[0]!, parts[1]!, parts[2]!];
+  } else throw new Error(`invalid port format: ${spec}`);
+  if (!/^\d+$/.test(containerPort) || (hostPort !== "" && !/^\d+$/.test(hostPort))) {
+    throw new Error(`invalid port format: ${spec}`);
+  }
+  if (!["tcp", "udp", "sctp"].includes(proto)) throw new Error(`invalid proto: ${proto}`);
+  return { port: `${containerPort}/${proto}`, binding: { HostIp: hostIp, HostPort: hostPort } };
+}
+
+function keyValues(entries: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    if (eq <= 0) throw new Error(`invalid ${what} format: ${entry}, should be KEY=VALUE`);
+    out[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return out;
+}
+
+function size(flags: Flags, name: string): number | undefined {
+  const text = flags.string(name);
+  if (text === undefined) return undefined;
+  try {
+    return ramInBytes(text);
+  } catch (err) {
+    throw invalidValue(flags.spec(name), text, (err as Error).message);
+  }
+}
+
+/**
+ * Turns the parsed flags of `create`/`run` into the create request; throws
+ * {@link UsageError} for a bad value, before anything is sent.
+ */
+export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): CreateRequest {
+  const [image, ...command] = flags.args;
+  if (image === undefined) throw new UsageError("requires at least 1 argument");
+  const detach = options.isRun && flags.bool("detach");
+  const interactive = flags.bool("interactive");
+  const tty = flags.bool("tty");
+  const autoRemove = flags.bool("rm");
+
+  const env: string[] = [];
+  for (const file of flags.list("env-file")) {
+    env.push(...parseEnvFile(options.readFile(file), { lookup: options.lookupEnv }));
+  }
+  for (const entry of flags.list("env")) env.push(...resolveEnv(entry, options.lookupEnv));
+
+  const labelLines: string[] = [];
+  for (const file of flags.list("label-file")) {
+    labelLines.push(...parseLabelFile(options.readFile(file)));
+  }
+  labelLines.push(...flags.list("label"));
+
+  const host: Record<string, unknown> = {};
+  const attach = options.isRun && !detach;
+  const body: CreateBody = {
+    Image: image,
+    Tty: tty,
+    OpenStdin: interactive,
+    StdinOnce: attach && interactive,
+    AttachStdin: attach && interactive,
+    AttachStdout: attach,
+    AttachStderr: attach,
+    HostConfig: host,
+  };
+  if (command.length > 0) body.Cmd = command;
+  if (flags.has("entrypoint")) {
+    body.Entrypoint = [flags.string("entrypoint")!];
+  }
+  if (env.length > 0) body.Env = env;
+  if (labelLines.length > 0) body.Labels = parseLabels(labelLines);
+  if (flags.has("workdir")) body.WorkingDir = flags.string("workdir");
+  if (flags.has("user")) body.User = flags.string("user");
+  if (flags.has("hostname")) body.Hostname = flags.string("hostname");
+  if (flags.has("stop-signal")) body.StopSignal = flags.string("stop-signal");
+  if (flags.has("stop-timeout")) body.StopTimeout = flags.int("stop-timeout");
+
+  // Resources.
+  const memory = size(flags, "memory");
+  if (memory !== undefined) host.Memory = memory;
+  const swap = flags.string("memory-swap");
+  if (swap !== undefined) host.MemorySwap = swap === "-1" ? -1 : size(flags, "memory-swap");
+  const cpus = flags.string("cpus");
+  if (cpus !== undefined) {
+    try {
+      host.NanoCpus = parseNanoCpus(cpus);
+    } catch (err) {
+      throw invalidValue(flags.spec("cpus"), cpus, (err as Error).message);
+    }
+  }
+  if (flags.has("cpu-shares")) host.CpuShares = flags.int("cpu-shares");
+  if (flags.has("cpuset-cpus")) host.CpusetCpus = flags.string("cpuset-cpus");
+  if (flags.has("cpuset-mems")) host.CpusetMems = flags.string("cpuset-mems");
+  if (flags.has("pids-limit")) host.PidsLimit = flags.int("pids-limit");
+  const shm = size(flags, "shm-size");
+  if (shm !== undefined) host.ShmSize = shm;
+  if (flags.has("oom-score-adj")) {
+    const adj = flags.int("oom-score-adj")!;
+    if (adj < -1000 || adj > 1000) {
+      throw invalidValue(
+        flags.spec("oom-score-adj"),
+        String(adj),
+        "oom-score-adj must be between -1000 and 1000",
+      );
+    }
+    host.OomScoreAdj = adj;
+  }
+  const ulimits = flags.list("ulimit").map((u) => {
+    try {
+      return parseUlimit(u);
+    } catch (err) {
+      throw invalidValue(flags.spec("ulimit"), u, (err as Error).message);
+    }
+  });
+  if (ulimits.length > 0) host.Ulimits = ulimits;
+
+  // Security.
+  if (flags.bool("privileged")) host.Privileged = true;
+  if (flags.list("cap-add").length > 0) host.CapAdd = flags.list("cap-add");
+  if (flags.list("cap-drop").length > 0) host.CapDrop = flags.list("cap-drop");
+  if (flags.bool("read-only")) host.ReadonlyRootfs = true;
+  if (flags.list("security-opt").length > 0) host.SecurityOpt = flags.list("security-opt");
+  if (flags.has("runtime")) host.Runtime = flags.string("runtime");
+  if (flags.bool("init")) host.Init = true;
+  if (flags.list("sysctl").length > 0) {
+    try {
+      host.Sysctls = keyValues(flags.list("sysctl"), "sysctl");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+
+  // Storage.
+  const binds: string[] = [];
+  const volumes: Record<string, Record<string, never>> = {};
+  for (const v of flags.list("volume")) {
+    if (v.includes(":")) binds.push(v);
+    else if (v.startsWith("/")) volumes[v] = {};
+    else throw invalidValue(flags.spec("volume"), v, `invalid volume specification: '${v}'`);
+  }
+  if (binds.length > 0) host.Binds = binds;
+  if (Object.keys(volumes).length > 0) body.Volumes = volumes;
+  const tmpfs: Record<string, string> = {};
+  for (const t of flags.list("tmpfs")) {
+    const colon = t.indexOf(":");
+    if (colon < 0) tmpfs[t] = "";
+    else tmpfs[t.slice(0, colon)] = t.slice(colon + 1);
+  }
+  if (Object.keys(tmpfs).length > 0) host.Tmpfs = tmpfs;
+
+  // Network.
+  if (flags.has("network")) host.NetworkMode = flags.string("network");
+  if (flags.list("dns").length > 0) host.Dns = flags.list("dns");
+  if (flags.list("add-host").length > 0) {
+    for (const h of flags.list("add-host")) {
+      if (!/^[^:=]+[:=].+$/.test(h)) {
+        throw invalidValue(flags.spec("add-host"), h, `bad format for add-host: "${h}"`);
+      }
+    }
+    host.ExtraHosts = flags.list("add-host").map((h) => h.replace("=", ":"));
+  }
+  if (flags.list("publish").length > 0) {
+    const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+    const exposed: Record<string, Record<string, never>> = {};
+    for (const p of flags.list("publish")) {
+      let parsed;
+      try {
+        parsed = parsePublish(p);
+      } catch (err) {
+        throw invalidValue(flags.spec("publish"), p, (err as Error).message);
+      }
+      (bindings[parsed.port] ??= []).push(parsed.binding);
+      exposed[parsed.port] = {};
+    }
+    host.PortBindings = bindings;
+    body.ExposedPorts = exposed;
+  }
+
+  // Lifecycle.
+  const restart = flags.string("restart");
+  if (restart !== undefined) {
+    const policy = parseRestart(flags, restart);
+    if (autoRemove && policy.Name !== "no") {
+      throw new UsageError("Conflicting options: --restart and --rm");
+    }
+    host.RestartPolicy = policy;
+  }
+  if (autoRemove) host.AutoRemove = true;
+
+  // PouchContainer's own.
+  if (flags.bool("rich")) body.Rich = true;
+  if (flags.has("rich-mode")) {
+    const mode = flags.string("rich-mode")!;
+    if (!["dumb-init", "sbin-init", "systemd"].includes(mode)) {
+      throw invalidValue(
+        flags.spec("rich-mode"),
+        mode,
+        "must be one of dumb-init, sbin-init, systemd",
+      );
+    }
+    body.RichMode = mode;
+  }
+  if (flags.has("initscript")) body.InitScript = flags.string("initscript");
+  if (flags.bool("enableLxcfs")) host.EnableLxcfs = true;
+  if (flags.list("disk-quota").length > 0) {
+    const quota: Record<string, string> = {};
+    for (const q of flags.list("disk-quota")) {
+      const eq = q.lastIndexOf("=");
+      const path = eq >= 0 ? q.slice(0, eq) : "/";
+      const value = eq >= 0 ? q.slice(eq + 1) : q;
+      try {
+        ramInBytes(value);
+      } catch (err) {
+        throw invalidValue(flags.spec("disk-quota"), q, (err as Error).message);
+      }
+      quota[path] = value;
+    }
+    body.DiskQuota = quota;
+  }
+  if (flags.has("specific-id")) {
+    const id = flags.string("specific-id")!;
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      throw invalidValue(flags.spec("specific-id"), id, "must be 64 lower-case hex characters");
+    }
+    body.SpecificID = id;
+  }
+
+  return { name: flags.string("name"), body, image, detach, interactive, tty, autoRemove };
+}

@@ -1,0 +1,322 @@
+/**
+ * Flag parsing with Go pflag's rules, as the Docker CLI has them: `--name value`,
+ * `--name=value`, `-n value`, `-nvalue`, combined short booleans (`-it`), `--bool=false`, `--`
+ * ends the flags, a lone `-` is an argument. Commands that take a command line after the image
+ * (`run`, `create`) stop at the first argument. Also the value parsers of Docker's flags
+ * (memory sizes, CPUs, env files).
+ *
+ * @module
+ */
+
+/** How a flag takes its value. */
+export type FlagKind = "bool" | "string" | "list";
+
+/** One flag of a command. */
+export interface FlagSpec {
+  /** Long name without dashes, e.g. `memory`. */
+  name: string;
+  /** One-letter name, e.g. `m`. */
+  short?: string;
+  /** Other long names, e.g. `net` for `network`. */
+  aliases?: string[];
+  /** bool, string, or list (repeatable string). */
+  kind: FlagKind;
+  /** One line for `--help`. */
+  description: string;
+  /** Default shown in `--help`. */
+  default?: string;
+}
+
+/** Parsed flags: values by long name, and the arguments. */
+export interface ParsedFlags {
+  /** bool -> boolean, string -> string (last wins), list -> string[]. */
+  values: Map<string, boolean | string | string[]>;
+  /** Arguments in order (everything after the first one when not interspersed). */
+  args: string[];
+}
+
+/** Bad usage: unknown flag, missing value, wrong argument count. */
+export class UsageError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Bad flag value, worded as pflag does: `invalid argument "abc" for "-m, --memory" flag: ...`. */
+export function invalidValue(spec: FlagSpec, value: string, reason: string): UsageError {
+  const names = spec.short ? `-${spec.short}, --${spec.name}` : `--${spec.name}`;
+  return new UsageError(`invalid argument ${JSON.stringify(value)} for "${names}" flag: ${reason}`);
+}
+
+/** Options of {@link parseFlags}. */
+export interface ParseFlagsOptions {
+  /** Keep parsing flags after the first argument (default true). */
+  interspersed?: boolean;
+}
+
+function parseBool(spec: FlagSpec, text: string): boolean {
+  if (["1", "t", "T", "true", "TRUE", "True"].includes(text)) return true;
+  if (["0", "f", "F", "false", "FALSE", "False"].includes(text)) return false;
+  throw invalidValue(
+    spec,
+    text,
+    `strconv.ParseBool: parsing ${JSON.stringify(text)}: invalid syntax`,
+  );
+}
+
+/** Parses `argv` against `specs`; throws {@link UsageError} on bad usage. */
+export function parseFlags(
+  argv: string[],
+  specs: FlagSpec[],
+  options: ParseFlagsOptions = {},
+): ParsedFlags {
+  const interspersed = options.interspersed ?? true;
+  const byLong = new Map<string, FlagSpec>();
+  const byShort = new Map<string, FlagSpec>();
+  for (const spec of specs) {
+    byLong.set(spec.name, spec);
+    for (const alias of spec.aliases ?? []) byLong.set(alias, spec);
+    if (spec.short) byShort.set(spec.short, spec);
+  }
+  const values = new Map<string, boolean | string | string[]>();
+  const args: string[] = [];
+  const set = (spec: FlagSpec, value: string | boolean) => {
+    if (spec.kind === "list") {
+      const list = (values.get(spec.name) as string[] | undefined) ?? [];
+      list.push(String(value));
+      values.set(spec.name, list);
+    } else {
+      values.set(spec.name, value);
+    }
+  };
+
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i++]!;
+    if (arg === "--") {
+      args.push(...argv.slice(i));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      args.push(arg);
+      if (!interspersed) {
+        args.push(...argv.slice(i));
+        break;
+      }
+      continue;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      const spec = byLong.get(name);
+      if (!spec) throw new UsageError(`unknown flag: --${name}`);
+      if (spec.kind === "bool") {
+        set(spec, eq >= 0 ? parseBool(spec, arg.slice(eq + 1)) : true);
+      } else if (eq >= 0) {
+        set(spec, arg.slice(eq + 1));
+      } else {
+        if (i >= argv.length) throw new UsageError(`flag needs an argument: --${name}`);
+        set(spec, argv[i++]!);
+      }
+      continue;
+    }
+    // Short flags, possibly combined: -it, -m512m, -e FOO.
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j]!;
+      const spec = byShort.get(letter);
+      if (!spec) throw new UsageError(`unknown shorthand flag: '${letter}' in ${arg}`);
+      if (spec.kind === "bool") {
+        if (arg[j + 1] === "=") {
+          set(spec, parseBool(spec, arg.slice(j + 2)));
+          break;
+        }
+        set(spec, true);
+        continue;
+      }
+      let rest = arg.slice(j + 1);
+      if (rest.startsWith("=")) rest = rest.slice(1);
+      if (rest !== "") {
+        set(spec, rest);
+      } else {
+        if (i >= argv.length) {
+          throw new UsageError(`flag needs an argument: '${letter}' in -${letter}`);
+        }
+        set(spec, argv[i++]!);
+      }
+      break;
+    }
+  }
+  return { values, args };
+}
+
+/** Typed access to parsed values. */
+export class Flags {
+  #parsed: ParsedFlags;
+  #specs: Map<string, FlagSpec>;
+
+  /** Wraps parsed flags and the specs they were parsed with. */
+  constructor(parsed: ParsedFlags, specs: FlagSpec[]) {
+    this.#parsed = parsed;
+    this.#specs = new Map(specs.map((s) => [s.name, s]));
+  }
+
+  /** The arguments. */
+  get args(): string[] {
+    return this.#parsed.args;
+  }
+
+  /** Whether the flag was given. */
+  has(name: string): boolean {
+    return this.#parsed.values.has(name);
+  }
+
+  /** A boolean flag (false when absent). */
+  bool(name: string): boolean {
+    return this.#parsed.values.get(name) === true;
+  }
+
+  /** A string flag, or undefined when absent. */
+  string(name: string): string | undefined {
+    const v = this.#parsed.values.get(name);
+    return typeof v === "string" ? v : undefined;
+  }
+
+  /** A repeatable flag (empty when absent). */
+  list(name: string): string[] {
+    const v = this.#parsed.values.get(name);
+    return Array.isArray(v) ? v : [];
+  }
+
+  /** An integer flag, or undefined when absent; throws on a non-integer. */
+  int(name: string): number | undefined {
+    const text = this.string(name);
+    if (text === undefined) return undefined;
+    if (!/^[-+]?\d+$/.test(text.trim())) {
+      throw invalidValue(
+        this.spec(name),
+        text,
+        `strconv.ParseInt: parsing ${JSON.stringify(text)}: invalid syntax`,
+      );
+    }
+    return Number(text);
+  }
+
+  /** The spec of a flag (for error messages). */
+  spec(name: string): FlagSpec {
+    return this.#specs.get(name) ?? { name, kind: "string", description: "" };
+  }
+}
+
+// ---- value parsers -----------------------------------------------------------------------
+
+const binaryUnits: Record<string, number> = {
+  "": 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+  p: 1024 ** 5,
+};
+
+/**
+ * Parses a memory size with binary units like Docker's `RAMInBytes`: `512`, `512b`, `64k`,
+ * `100m`, `1.5g`, `2GiB`. Throws on anything else, including negative values.
+ */
+export function ramInBytes(text: string): number {
+  const match = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text);
+  if (!match) throw new Error(`invalid size: '${text}'`);
+  const size = Number(match[1]);
+  if (Number.isNaN(size)) throw new Error(`invalid size: '${text}'`);
+  const unit = (match[2] ?? "").toLowerCase();
+  return Math.trunc(size * binaryUnits[unit]!);
+}
+
+/** Parses `--cpus` (e.g. `1.5`) into NanoCpus; throws on negative or too precise values. */
+export function parseNanoCpus(text: string): number {
+  if (!/^\d*\.?\d+$|^\d+\.$/.test(text.trim())) {
+    throw new Error(`failed to parse ${text} as a rational number`);
+  }
+  const nano = Number(text) * 1e9;
+  const rounded = Math.round(nano);
+  if (Math.abs(nano - rounded) > 1e-3) throw new Error("value is too precise");
+  return rounded;
+}
+
+/** Parses `--ulimit nofile=1024:2048` into Docker's ulimit shape. */
+export function parseUlimit(text: string): { Name: string; Soft: number; Hard: number } {
+  const match = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(text);
+  if (!match) throw new Error(`invalid ulimit argument: ${text}`);
+  const soft = Number(match[2]);
+  const hard = match[3] === undefined ? soft : Number(match[3]);
+  if (soft > hard && hard !== -1) {
+    throw new Error(
+      `ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`,
+    );
+  }
+  return { Name: match[1]!, Soft: soft, Hard: hard };
+}
+
+/** Options of {@link parseEnvFile}. */
+export interface EnvFileOptions {
+  /** Looks up `KEY` lines without a value (the CLI's environment). */
+  lookup: (key: string) => string | undefined;
+}
+
+/**
+ * Parses an env file as Docker does: one `KEY=VAL` per line, `#` comments and blank lines
+ * skipped, a bare `KEY` takes its value from the environment (left out when unset).
+ */
+export function parseEnvFile(content: string, options: EnvFileOptions): string[] {
+  const out: string[] = [];
+  for (const raw of content.split(/\r?\n/)) {
+    const line = raw.trimStart();
+    if (line === "" || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    const key = eq >= 0 ? line.slice(0, eq) : line.trimEnd();
+    if (key === "" || /\s/.test(key)) throw new Error(`variable '${key}' contains whitespaces`);
+    if (eq >= 0) {
+      out.push(line);
+    } else {
+      const value = options.lookup(key);
+      if (value !== undefined) out.push(`${key}=${value}`);
+    }
+  }
+  return out;
+}
+
+/** Resolves `-e KEY` (no `=`) from the environment, as Docker does; KEY=VAL is kept. */
+export function resolveEnv(entry: string, lookup: (key: string) => string | undefined): string[] {
+  if (entry.includes("=")) return [entry];
+  const value = lookup(entry);
+  return value === undefined ? [] : [`${entry}=${value}`];
+}
+
+/** Parses label lines (`-l k=v`, or label files): a bare key gets an empty value. */
+export function parseLabels(entries: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    if (eq < 0) labels[entry] = "";
+    else labels[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return labels;
+}
+
+/** Lines of a label file: `#` comments and blank lines skipped. */
+export function parseLabelFile(content: string): string[] {
+  return content.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+}
+
+/** Formats the flags of a command for `--help`, aligned like pflag's usage. */
+export function flagUsages(specs: FlagSpec[]): string {
+  const rows = specs.map((spec) => {
+    const names = spec.short ? `-${spec.short}, --${spec.name}` : `    --${spec.name}`;
+    const type = spec.kind === "string" ? " string" : spec.kind === "list" ? " list" : "";
+    const def = spec.default ? ` (default ${spec.default})` : "";
+    return [`  ${names}${type}`, spec.description + def];
+  });
+  const width = Math.max(0, ...rows.map((r) => r[0]!.length));
+  return rows.map(([left, right]) => `${left!.padEnd(width)}   ${right}`).join("\n");
+}

@@ -1,0 +1,245 @@
+/**
+ * The integration tests' harness: a real `pouch daemon` (with its own containerd) in a temp
+ * directory, its CLI, the Docker CLI and raw API requests against its socket, and a cleanup that
+ * leaves no process, mount or file behind.
+ *
+ * @module
+ */
+import { fromFileUrl } from "node:url";
+import { waitFor } from "../engine/testing.ts";
+
+const root = fromFileUrl(new URL("../", import.meta.url));
+const decoder = new TextDecoder();
+
+/** What a command printed and how it ended. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link startDaemon}. */
+export interface DaemonOptions {
+  /** Extra daemon flags. */
+  args?: string[];
+}
+
+/** A daemon under test. */
+export interface TestDaemon extends AsyncDisposable {
+  /** The temp directory holding everything. */
+  dir: string;
+  /** The daemon's home dir. */
+  home: string;
+  /** The API socket path. */
+  socket: string;
+  /** The daemon's pid. */
+  readonly pid: number;
+  /** The daemon's log so far. */
+  log(): Promise<string>;
+  /** Runs `pouch -H unix://SOCK ...args`. */
+  pouch(args: string[], options?: { stdin?: Uint8Array }): Promise<CommandResult>;
+  /** Runs the Docker CLI with `DOCKER_HOST=unix://SOCK`. */
+  docker(args: string[], options?: { stdin?: Uint8Array }): Promise<CommandResult>;
+  /** Sends one API request; returns the status and the body text. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }>;
+  /** Stops the daemon with SIGTERM and waits for it (containers keep running). */
+  stop(): Promise<void>;
+  /** Kills the daemon with SIGKILL (a crash), leaving containerd and shims running. */
+  crash(): Promise<void>;
+  /** Starts the daemon again on the same home and socket. */
+  start(): Promise<void>;
+}
+
+/** Builds the busybox image tarballs (once) and returns the docker-save one's path. */
+export async function busyboxTarball(): Promise<string> {
+  const out = `${root}testdata/out`;
+  const result = await new Deno.Command("bash", {
+    args: [`${root}testdata/build_busybox.sh`, out],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!result.success) {
+    throw new Error(`build_busybox.sh failed:\n${decoder.decode(result.stderr)}`);
+  }
+  return `${out}/busybox.tar`;
+}
+
+/** Starts a daemon in a new temp directory. */
+export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaemon> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-it-" });
+  const home = `${dir}/home`;
+  const socket = `${dir}/pouchd.sock`;
+  const logPath = `${dir}/daemon.log`;
+  let child: Deno.ChildProcess | undefined;
+  let status: Promise<Deno.CommandStatus> | undefined;
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+
+  async function start(): Promise<void> {
+    const logFile = await Deno.open(logPath, { append: true, create: true });
+    child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}main.ts`,
+        "daemon",
+        "--home-dir",
+        home,
+        "-l",
+        `unix://${socket}`,
+        "--pidfile",
+        `${dir}/pouch.pid`,
+        "--config-file",
+        `${dir}/config.json`,
+        "-D",
+        ...(options.args ?? []),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pipe = (stream: ReadableStream<Uint8Array>) =>
+      stream.pipeTo(
+        new WritableStream({ write: (chunk) => void logFile.writeSync(chunk) }),
+      ).catch(() => {});
+    const piping = Promise.all([pipe(child.stdout), pipe(child.stderr)]);
+    status = child.status.then(async (s) => {
+      await piping;
+      logFile.close();
+      return s;
+    });
+    let exited = false;
+    status.then(() => (exited = true));
+    await waitFor(async () => {
+      if (exited) throw new Error(`daemon exited early:\n${await daemon.log()}`);
+      try {
+        const response = await fetch("http://pouch/_ping", { client });
+        await response.body?.cancel();
+        return response.ok;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000, message: "daemon did not answer /_ping" });
+  }
+
+  async function run(
+    command: string,
+    args: string[],
+    env: Record<string, string>,
+    stdin?: Uint8Array,
+  ): Promise<CommandResult> {
+    const proc = new Deno.Command(command, {
+      args,
+      env,
+      stdin: stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin) {
+      const writer = proc.stdin.getWriter();
+      await writer.write(stdin);
+      await writer.close();
+    }
+    const result = await proc.output();
+    return {
+      code: result.code,
+      stdout: decoder.decode(result.stdout),
+      stderr: decoder.decode(result.stderr),
+    };
+  }
+
+  const daemon: TestDaemon = {
+    dir,
+    home,
+    socket,
+    get pid() {
+      return child?.pid ?? 0;
+    },
+    log: () => Deno.readTextFile(logPath).catch(() => ""),
+    pouch: (args, opts) =>
+      run(
+        Deno.execPath(),
+        ["run", "-A", `${root}main.ts`, "-H", `unix://${socket}`, ...args],
+        {},
+        opts?.stdin,
+      ),
+    docker: (args, opts) =>
+      run("/usr/local/bin/docker", args, {
+        DOCKER_HOST: `unix://${socket}`,
+        DOCKER_CONFIG: `${dir}/docker-config`,
+      }, opts?.stdin),
+    async api(method, path, body) {
+      const response = await fetch(`http://pouch${path}`, {
+        method,
+        client,
+        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      });
+      return { status: response.status, body: await response.text() };
+    },
+    async stop() {
+      if (!child) return;
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await status;
+      child = undefined;
+    },
+    async crash() {
+      if (!child) return;
+      child.kill("SIGKILL");
+      await status;
+      child = undefined;
+    },
+    start,
+    async [Symbol.asyncDispose]() {
+      if (child) {
+        // Remove every container so that no shim outlives the test.
+        const list = await daemon.api("GET", "/containers/json?all=1").catch(() => undefined);
+        for (const c of JSON.parse(list?.body || "[]") as Array<{ Id: string }>) {
+          await daemon.api("DELETE", `/containers/${c.Id}?force=1`).catch(() => {});
+        }
+      }
+      await daemon.stop();
+      client.close();
+      await killUnder(dir);
+      await unmountUnder(dir);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    await daemon[Symbol.asyncDispose]();
+    throw err;
+  }
+  return daemon;
+}
+
+/** Kills every process whose command line mentions `dir` (containerd, shims after a crash). */
+async function killUnder(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+    if (cmdline.includes(dir) && Number(entry.name) !== Deno.pid) {
+      try {
+        Deno.kill(Number(entry.name), "SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  }
+}
+
+/** Unmounts everything mounted under `dir`, deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  const mountinfo = await Deno.readTextFile("/proc/self/mountinfo");
+  const points = mountinfo.split("\n").map((line) => line.split(" ")[4] ?? "")
+    .filter((point) => point.startsWith(dir + "/"))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) {
+    await new Deno.Command("umount", { args: ["-l", point], stderr: "null" }).output();
+  }
+}
