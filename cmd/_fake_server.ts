@@ -78,7 +78,7 @@ export async function startFakeServer(
       const colon = line.indexOf(":");
       headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
     }
-    let body = new Uint8Array(0);
+    let body: Uint8Array = new Uint8Array(0);
     if ((headers.get("transfer-encoding") ?? "").includes("chunked")) {
       body = new Uint8Array(await new Response(chunkedBody(reader)).arrayBuffer());
     } else if (headers.has("content-length")) {

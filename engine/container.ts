@@ -30,7 +30,7 @@ import { frame, JsonFileLog, readLogs } from "./logs.ts";
 import { randomId, randomName, validateName } from "./names.ts";
 import { readRootfsFile } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
-import { buildSpec, validateHostConfig } from "./spec.ts";
+import { buildSpec, parseCapabilityMask, validateHostConfig } from "./spec.ts";
 import { makeFifos, OutputHub, type OutputListener, OutputPump, StdinWriter } from "./stdio.ts";
 import type { Bucket, Store } from "./store.ts";
 import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
@@ -114,6 +114,14 @@ export interface AttachOptions {
   close: () => void;
 }
 
+/** The daemon's own limits, which bound what a container may be given. */
+interface DaemonLimits {
+  maxOomScoreAdj: number;
+  nofileHard?: number;
+  nprocHard?: number;
+  capabilities: string[];
+}
+
 /** In-memory companions of a container that do not outlive the daemon. */
 interface Live {
   hub: OutputHub;
@@ -142,7 +150,7 @@ export class ContainerManager {
   readonly #defaultRuntime: string;
   readonly #live = new Map<string, Live>();
   #closing = false;
-  #limits: { maxOomScoreAdj: number; nofileHard?: number; nprocHard?: number } | undefined;
+  #limits: DaemonLimits | undefined;
 
   /** A manager over `options.client` and `options.store`. */
   constructor(options: ContainerManagerOptions) {
@@ -343,8 +351,11 @@ export class ContainerManager {
     return id.slice(0, 12);
   }
 
-  async #daemonLimits() {
+  /** What the daemon itself may grant: containers can get no more (no CAP_SYS_RESOURCE here). */
+  async #daemonLimits(): Promise<DaemonLimits> {
     if (this.#limits) return this.#limits;
+    const status = await Deno.readTextFile("/proc/self/status");
+    const bounding = /^CapBnd:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? "0";
     const adj = Number((await Deno.readTextFile("/proc/self/oom_score_adj")).trim()) || 0;
     const limits = await Deno.readTextFile("/proc/self/limits");
     const hard = (label: string) => {
@@ -356,6 +367,7 @@ export class ContainerManager {
       maxOomScoreAdj: adj,
       nofileHard: hard("Max open files"),
       nprocHard: hard("Max processes"),
+      capabilities: parseCapabilityMask(bounding),
     };
     return this.#limits;
   }

@@ -309,8 +309,6 @@ export function connectContainerd(address: string, options: ConnectOptions = {})
 
 // --- protocol definitions -----------------------------------------------------------------------
 
-const PROTO_DIR = fileURLToPath(new URL("./proto/", import.meta.url));
-
 /** Every definition file; the google/protobuf ones come bundled with protobufjs. */
 const PROTO_FILES = [
   "version.proto",
@@ -374,11 +372,12 @@ interface Protocol {
 
 let protocol: Protocol | undefined;
 
-/** Parses the definitions once per process (about 25 ms). */
+/** Parses the definitions in `./proto/` once per process (about 25 ms). */
 function loadProtocol(): Protocol {
   if (protocol) return protocol;
+  const protoDir = fileURLToPath(new URL("./proto/", import.meta.url));
   const root = new protobuf.Root();
-  root.resolvePath = (_origin: string, target: string) => join(PROTO_DIR, target);
+  root.resolvePath = (_origin: string, target: string) => join(protoDir, target);
   root.loadSync(PROTO_FILES);
   root.resolveAll();
   const services = protoLoader.fromJSON(root.toJSON(), CONVERSION);

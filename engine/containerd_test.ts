@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { ContainerdEvent, ContainerRecord } from "./containerd.ts";
-import { isAlreadyExists, isNotFound } from "./errors.ts";
+import { isAlreadyExists, isNotFound, kindOf } from "./errors.ts";
+import { fromGrpcError, GrpcCode, grpcCodeOf } from "./grpc_errors.ts";
 import { waitFor, withTempContainerd } from "./testing.ts";
 
 const SNAPSHOTTER = "overlayfs";
@@ -272,6 +273,31 @@ Deno.test("errors: a missing object rejects with NotFound", async () => {
   assert(isNotFound(await ctd.client.images.get("missing").catch((err) => err)));
 });
 
+Deno.test("fromGrpcError() maps status codes to kinds and keeps the cause and message", () => {
+  const cases: Array<[number, string]> = [
+    [GrpcCode.NOT_FOUND, "NotFound"],
+    [GrpcCode.ALREADY_EXISTS, "AlreadyExists"],
+    [GrpcCode.FAILED_PRECONDITION, "Conflict"],
+    [GrpcCode.INVALID_ARGUMENT, "InvalidArgument"],
+    [GrpcCode.UNAVAILABLE, "Unavailable"],
+    [GrpcCode.UNIMPLEMENTED, "NotImplemented"],
+    [GrpcCode.UNKNOWN, "System"],
+    [GrpcCode.DEADLINE_EXCEEDED, "System"],
+  ];
+  for (const [code, kind] of cases) {
+    const cause = Object.assign(new Error(`${code} X: container "web" in use`), {
+      code,
+      details: `container "web" in use`,
+    });
+    const err = fromGrpcError(cause);
+    assert.equal(kindOf(err), kind);
+    assert.equal(err.message, `container "web" in use`);
+    assert.equal(err.cause, cause);
+    if (kind !== "System") assert.equal(grpcCodeOf(err), code);
+  }
+  assert.equal(kindOf(fromGrpcError(new TypeError("boom"))), "System");
+});
+
 Deno.test("tasks: run busybox echo to completion with stdout in a file", async () => {
   await using ctd = await withTempContainerd();
   const { client } = ctd;
@@ -308,7 +334,7 @@ Deno.test("tasks: run busybox echo to completion with stdout in a file", async (
   await client.containers.delete("echo");
 });
 
-Deno.test("tasks: exec, pids, metrics, pause, kill, wait abort and the /tasks/exit event", async () => {
+Deno.test("tasks: exec, pids, update, metrics, pause, kill, wait abort, /tasks/exit event", async () => {
   await using ctd = await withTempContainerd();
   const { client } = ctd;
   const rootfs = await makeRootfs(ctd.dir);
@@ -335,9 +361,11 @@ Deno.test("tasks: exec, pids, metrics, pause, kill, wait abort and the /tasks/ex
   assert.deepEqual((await client.tasks.list()).map((t) => t.containerId), ["sleeper"]);
   assert.deepEqual(await client.tasks.pids("sleeper"), [pid]);
 
+  await client.tasks.update("sleeper", { memory: { limit: 64 * 1024 * 1024 } });
   const [metrics] = await client.tasks.metrics(["sleeper"]);
   assert.deepEqual(metrics?.id, "sleeper");
-  assert(typeof metrics?.data === "object" && metrics.data !== null && "memory" in metrics.data);
+  const memory = (metrics?.data as { memory?: { usage?: { limit?: number } } }).memory;
+  assert.equal(memory?.usage?.limit, 64 * 1024 * 1024);
 
   // An exec process with its own output file.
   const execOut = `${ctd.dir}/exec.out`;

@@ -93,9 +93,17 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       assert.equal(restarted.State.Status, "running");
       assert.equal(restarted.RestartCount, 1);
 
-      await ok(daemon, ["kill", "-s", "TERM", "web"]);
-      await waitFor(async () => (await inspect(daemon, "web")).State.Status === "exited");
-      assert.equal((await inspect(daemon, "web")).State.ExitCode, 143);
+      await ok(daemon, ["kill", "-s", "KILL", "web"]);
+      assert.equal((await inspect(daemon, "web")).State.ExitCode, 137);
+      // pid 1 ignores signals it has no handler for; a trap makes TERM count.
+      await ok(daemon, [
+        "run", "-d", "--name", "trapper", "busybox", "sh", "-c",
+        "trap 'exit 42' TERM; while true; do sleep 0.1; done",
+      ]);
+      await ok(daemon, ["kill", "-s", "TERM", "trapper"]);
+      await waitFor(async () => (await inspect(daemon, "trapper")).State.Status === "exited");
+      assert.equal((await inspect(daemon, "trapper")).State.ExitCode, 42);
+      await ok(daemon, ["rm", "trapper"]);
 
       await ok(daemon, ["rename", "web", "web2"]);
       assert.equal((await inspect(daemon, "web2")).Name, "/web2");

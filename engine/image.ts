@@ -1185,8 +1185,9 @@ export class ImageManager {
 
   /**
    * Removes an image name or an image, with Docker's rules: removing a name untags it and
-   * deletes the image with its last name; removing by ID needs `force` when names of several
-   * repositories point at it; an image used by a container needs `force`.
+   * deletes the image with its last name; removing by ID needs `force` when more than one tag
+   * points at it; removing the last name of, or the ID of, an image a container uses needs
+   * `force`. Returns Docker's `Untagged`/`Deleted` items.
    */
   async remove(nameOrId: string, options: RemoveOptions = {}): Promise<ImageDeleteItem[]> {
     const force = options.force ?? false;
@@ -1199,7 +1200,7 @@ export class ImageManager {
     let untag: string[];
     if (name !== undefined) {
       // By name: untag; delete the image only when that was its last name.
-      if (!force && container && isSingleRepository(named)) {
+      if (!force && container && isSingleReference(named)) {
         throw conflict(
           `conflict: unable to remove repository reference "${nameOrId}" (must force) - container ${
             shortId(container)
@@ -1213,7 +1214,7 @@ export class ImageManager {
       untag = [name];
     } else {
       if (!force) {
-        if (!isSingleRepository(named)) {
+        if (named.length > 0 && !isSingleReference(named)) {
           throw conflict(
             `conflict: unable to delete ${
               shortId(id)
@@ -1601,9 +1602,18 @@ function targetName(s: string): string {
   return formatReference(withDefaultTag(ref));
 }
 
-/** Whether all names are of one repository (Docker then lets an ID delete untag them all). */
-function isSingleRepository(names: string[]): boolean {
-  return new Set(names.map((n) => repositoryOf(parseReference(n)))).size <= 1;
+/**
+ * Docker's "single reference" test: exactly one tag, plus any digest names of that same
+ * repository. Only then does removing the name (or the ID) take the image's last name away.
+ */
+function isSingleReference(names: string[]): boolean {
+  if (names.length <= 1) return names.length === 1;
+  const refs = names.map((n) => parseReference(n));
+  const tagged = refs.filter((r) => r.digest === undefined);
+  if (tagged.length > 1) return false;
+  const single = tagged[0] ?? refs[0]!;
+  const digestRepos = new Set(refs.filter((r) => r.digest !== undefined).map(repositoryOf));
+  return digestRepos.size === 1 && digestRepos.has(repositoryOf(single));
 }
 
 function namesOfGroup(group: ImageGroup): { repoTags: string[]; repoDigests: string[] } {

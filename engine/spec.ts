@@ -1175,10 +1175,9 @@ export function validateHostConfig(hostConfig: HostConfig, options?: ValidateOpt
   const pids = hostConfig.PidsLimit ?? 0;
   if (pids < -1) throw invalidArgument(`Invalid PIDs limit ${pids}: use -1 or 0 for unlimited`);
   const weight = hostConfig.BlkioWeight ?? 0;
-  if (weight > 0 && (weight < 10 || weight > 1000)) {
+  if (weight !== 0 && (weight < 10 || weight > 1000)) {
     throw invalidArgument("Range of blkio weight is from 10 to 1000");
   }
-  if (weight < 0) throw invalidArgument("Range of blkio weight is from 10 to 1000");
   if ((hostConfig.ShmSize ?? 0) < 0) throw invalidArgument("SHM size can not be less than 0");
   const oom = hostConfig.OomScoreAdj ?? 0;
   if (oom < -1000 || oom > 1000) {

@@ -40,7 +40,7 @@ export class SystemInfo {
       GitCommit: GIT_COMMIT,
       GoVersion: `deno ${Deno.version.deno}`,
       Os: "linux",
-      Arch: arch(),
+      Arch: goArch(),
       KernelVersion: kernelVersion(),
       BuildTime: BUILD_TIME,
     };
@@ -126,6 +126,11 @@ export class SystemInfo {
       ContainerdAddress: this.#config.containerd || `${this.#config.homeDir}/containerd`,
     };
   }
+}
+
+/** The architecture as Go names it (Docker's `/version` reports GOARCH). */
+function goArch(): string {
+  return Deno.build.arch === "x86_64" ? "amd64" : "arm64";
 }
 
 function arch(): string {

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { fromFileUrl } from "node:url";
+import { fileURLToPath } from "node:url";
 import { waitFor } from "../engine/testing.ts";
 
-const root = fromFileUrl(new URL("../", import.meta.url));
+const root = fileURLToPath(new URL("../", import.meta.url));
 const decoder = new TextDecoder();
 
 /** What a command printed and how it ended. */
@@ -22,6 +22,8 @@ export interface CommandResult {
 export interface DaemonOptions {
   /** Extra daemon flags. */
   args?: string[];
+  /** The daemon's JSON config file (empty by default). */
+  config?: Record<string, unknown>;
 }
 
 /** A daemon under test. */
@@ -73,6 +75,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
   let child: Deno.ChildProcess | undefined;
   let status: Promise<Deno.CommandStatus> | undefined;
   const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(options.config ?? {}));
 
   async function start(): Promise<void> {
     const logFile = await Deno.open(logPath, { append: true, create: true });
