@@ -16,7 +16,9 @@ async function time(command: string, args: string[]): Promise<number> {
     .output();
   const elapsed = performance.now() - started;
   if (!result.success) {
-    throw new Error(`${command} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
+    throw new Error(
+      `${command} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`,
+    );
   }
   return elapsed;
 }
@@ -39,7 +41,17 @@ await time("ctr", [...ctr, "images", "import", "--no-unpack=false", tarball]);
 const image = "docker.io/library/busybox:latest";
 
 // Warm both paths once (page cache, first-run costs).
-await time(Deno.execPath(), ["run", "-A", "main.ts", "-H", `unix://${daemon.socket}`, "run", "--rm", "busybox", "true"]);
+await time(Deno.execPath(), [
+  "run",
+  "-A",
+  "main.ts",
+  "-H",
+  `unix://${daemon.socket}`,
+  "run",
+  "--rm",
+  "busybox",
+  "true",
+]);
 await time("ctr", [...ctr, "run", "--rm", image, "bench-warm", "true"]);
 
 const pouchSamples: number[] = [];
@@ -47,7 +59,15 @@ const ctrSamples: number[] = [];
 for (let i = 0; i < runs; i++) {
   pouchSamples.push(
     await time(Deno.execPath(), [
-      "run", "-A", "main.ts", "-H", `unix://${daemon.socket}`, "run", "--rm", "busybox", "true",
+      "run",
+      "-A",
+      "main.ts",
+      "-H",
+      `unix://${daemon.socket}`,
+      "run",
+      "--rm",
+      "busybox",
+      "true",
     ]),
   );
   ctrSamples.push(await time("ctr", [...ctr, "run", "--rm", image, `bench-${i}`, "true"]));

@@ -37,7 +37,14 @@ import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
 import { resolveUser } from "./user.ts";
 
 /** A container's status, as Docker names them. */
-export type Status = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+export type Status =
+  | "created"
+  | "running"
+  | "paused"
+  | "restarting"
+  | "removing"
+  | "exited"
+  | "dead";
 
 /** Docker's `State` object. */
 export interface ContainerState {
@@ -77,7 +84,9 @@ export interface Container {
 /** What the container manager needs of the image manager. */
 export interface ImageResolver {
   /** Resolves a name or ID to the image, unpacked. Throws NotFound. */
-  resolve(ref: string): Promise<{ id: string; name: string; config: ImageConfigBlob; chainId: string }>;
+  resolve(
+    ref: string,
+  ): Promise<{ id: string; name: string; config: ImageConfigBlob; chainId: string }>;
 }
 
 /** Options of {@link ContainerManager}. */
@@ -273,7 +282,8 @@ export class ContainerManager {
       const dir = this.dir(id);
       await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
       undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
-      const hostname = config.Hostname || (networkMode === "host" ? Deno.hostname() : id.slice(0, 12));
+      const hostname = config.Hostname ||
+        (networkMode === "host" ? Deno.hostname() : id.slice(0, 12));
       config.Hostname = hostname;
       await writeNetworkFiles(dir, { hostname, hostNetwork: networkMode === "host" });
 
@@ -399,7 +409,10 @@ export class ContainerManager {
     let stdin: StdinWriter | undefined;
     try {
       if (fifos.stdin) stdin = await StdinWriter.open(fifos.stdin);
-      const rootfs = await this.#client.snapshots.mounts(container.snapshotter, container.snapshotKey);
+      const rootfs = await this.#client.snapshots.mounts(
+        container.snapshotter,
+        container.snapshotKey,
+      );
       await this.#client.tasks.create(id, {
         rootfs,
         stdin: fifos.stdin,
@@ -468,7 +481,10 @@ export class ContainerManager {
         } catch (err) {
           if (abort.signal.aborted) return;
           if (isNotFound(err)) break;
-          this.#log.warn("waiting for a task failed; retrying", { id: id.slice(0, 12), error: err });
+          this.#log.warn("waiting for a task failed; retrying", {
+            id: id.slice(0, 12),
+            error: err,
+          });
           await sleep(Math.min(200 * 2 ** attempt, 5000));
         }
       }
@@ -892,7 +908,10 @@ export class ContainerManager {
 }
 
 /** Docker's merge of the image's config into the container's on create. */
-export function mergeImageConfig(config: ContainerConfig, image: ImageConfigBlob["config"] & {}): void {
+export function mergeImageConfig(
+  config: ContainerConfig,
+  image: NonNullable<ImageConfigBlob["config"]>,
+): void {
   if (!config.User) config.User = image.User ?? "";
   if (image.ExposedPorts) config.ExposedPorts = { ...image.ExposedPorts, ...config.ExposedPorts };
   const env = config.Env ?? [];

@@ -132,9 +132,7 @@ async function writePidfile(path: string): Promise<void> {
     const pid = Number((await Deno.readTextFile(path)).trim());
     if (pid > 0 && pid !== Deno.pid) {
       const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
-      const cmdline = alive
-        ? await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "")
-        : "";
+      const cmdline = alive ? await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "") : "";
       if (alive && cmdline.includes("daemon")) {
         throw new Error(`pid file ${path} names a running daemon (pid ${pid})`);
       }

@@ -97,7 +97,13 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       assert.equal((await inspect(daemon, "web")).State.ExitCode, 137);
       // pid 1 ignores signals it has no handler for; a trap makes TERM count.
       await ok(daemon, [
-        "run", "-d", "--name", "trapper", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
         "trap 'exit 42' TERM; while true; do sleep 0.1; done",
       ]);
       await ok(daemon, ["kill", "-s", "TERM", "trapper"]);

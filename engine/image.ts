@@ -25,6 +25,7 @@ import {
   isAlreadyExists,
   isInvalidArgument,
   isNotFound,
+  kindOf,
   messageOf,
   notFound,
 } from "./errors.ts";
@@ -757,7 +758,7 @@ export class ImageManager {
           }
           await this.#writeBlob(blob, lease);
         }
-        await this.#unpack(plan, lease);
+        await this.#unpackArchived(plan, lease);
       }
       for (const plan of plans) {
         const info: TargetInfo = {
@@ -1035,7 +1036,7 @@ export class ImageManager {
     };
     await this.#withLease(async (lease) => {
       for (const blob of plan.blobs) await this.#writeBlob(blob, lease);
-      await this.#unpack(plan, lease);
+      await this.#unpackArchived(plan, lease);
       this.#targets.set(manifestDesc.digest, {
         manifest: manifestDesc,
         layers: [layer],
@@ -1240,6 +1241,7 @@ export class ImageManager {
     }
     this.#configs.delete(id);
     this.#sizes.delete(id);
+    for (const record of group.records) this.#targets.delete(record.target.digest);
     return [...untag.map((n) => ({ Untagged: familiarName(n) })), { Deleted: id }];
   }
 
@@ -1457,6 +1459,19 @@ export class ImageManager {
     return top ?? "";
   }
 
+  /**
+   * Unpacks an image that came in an archive: a layer containerd cannot apply (digests were
+   * verified, so its tar stream is malformed) is the archive's fault, not the daemon's.
+   */
+  async #unpackArchived(plan: PlannedImage, lease: string): Promise<void> {
+    try {
+      await this.#unpack(plan, lease);
+    } catch (err) {
+      if (kindOf(err) !== "System" && !isInvalidArgument(err)) throw err;
+      throw invalidArgument(`invalid archive: failed to unpack a layer: ${messageOf(err)}`, err);
+    }
+  }
+
   /** prepare -> apply -> commit one layer; the active snapshot is removed on failure. */
   async #applyLayer(
     step: { layer: Descriptor; chainId: string; diffId: string; parent?: string; lease: string },
@@ -1478,8 +1493,7 @@ export class ImageManager {
       );
       // Another unpack of the same layer committed first: its snapshot is as good as ours.
       if (isAlreadyExists(err)) return;
-      if (isInvalidArgument(err)) throw err;
-      throw invalidArgument(`failed to unpack layer ${layer.digest}: ${messageOf(err)}`, err);
+      throw err;
     }
   }
 

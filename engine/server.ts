@@ -92,7 +92,7 @@ async function handleUpgrade(
   const headers = new Headers();
   for (const [key, value] of Object.entries(req.headers)) {
     if (typeof value === "string") headers.set(key, value);
-    else if (Array.isArray(value)) for (const v of value) headers.append(key, v);
+    else if (Array.isArray(value)) { for (const v of value) headers.append(key, v); }
   }
   const request = new Request(`http://localhost${req.url ?? "/"}`, {
     method: req.method,

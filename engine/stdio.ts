@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { JsonFileLog } from "./logs.ts";
+import type { JsonFileLog } from "./logs.ts";
 
 /** Which stream a chunk came from. */
 export type StreamName = "stdout" | "stderr";

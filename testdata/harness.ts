@@ -175,7 +175,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
         method,
         client,
         headers: body === undefined ? {} : { "Content-Type": "application/json" },
-        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+        body: body === undefined
+          ? undefined
+          : typeof body === "string"
+          ? body
+          : JSON.stringify(body),
       });
       return { status: response.status, body: await response.text() };
     },

@@ -48,8 +48,10 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
     const limit = intQuery(c, "limit");
     const filters = filtersQuery(c);
     let containers = backend.list()
-      .filter((container) => all || container.state.Status === "running" ||
-        container.state.Status === "paused" || filters.status !== undefined)
+      .filter((container) =>
+        all || container.state.Status === "running" ||
+        container.state.Status === "paused" || filters.status !== undefined
+      )
       .filter((container) => matchesFilters(container, filters))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (limit !== undefined && limit > 0) containers = containers.slice(0, limit);
@@ -153,7 +155,9 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
     const container = backend.get(c.req.param("id"));
     const hijack = c.env?.hijack;
     if (!hijack) {
-      throw invalidArgument("attach needs a connection upgrade (Connection: Upgrade, Upgrade: tcp)");
+      throw invalidArgument(
+        "attach needs a connection upgrade (Connection: Upgrade, Upgrade: tcp)",
+      );
     }
     const wantStream = boolQuery(c, "stream");
     upgradeConnection(
@@ -318,7 +322,8 @@ function matchesFilters(container: Container, filters: Record<string, string[]>)
         case "id":
           return container.id.startsWith(value);
         case "name":
-          return new RegExp(value).test(container.name) || new RegExp(value).test(`/${container.name}`);
+          return new RegExp(value).test(container.name) ||
+            new RegExp(value).test(`/${container.name}`);
         case "status":
           return container.state.Status === value;
         case "label": {

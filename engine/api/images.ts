@@ -23,8 +23,10 @@ export function imageRoutes(backend: ImagesBackend): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const { images } = backend;
 
-  app.get("/json", async (c) =>
-    c.json(await images.list({ all: boolQuery(c, "all"), filters: filtersQuery(c) })));
+  app.get(
+    "/json",
+    async (c) => c.json(await images.list({ all: boolQuery(c, "all"), filters: filtersQuery(c) })),
+  );
 
   app.post("/load", (c) => {
     const body = c.req.raw.body;

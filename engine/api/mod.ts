@@ -7,9 +7,9 @@
 import { Hono } from "hono";
 import { messageOf, statusOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type ContainersBackend, containerRoutes } from "./containers.ts";
+import { containerRoutes, type ContainersBackend } from "./containers.ts";
 import type { ApiEnv } from "./http.ts";
-import { type ImagesBackend, imageRoutes } from "./images.ts";
+import { imageRoutes, type ImagesBackend } from "./images.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
 
 export { API_VERSION, MIN_API_VERSION } from "./system.ts";

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "./config.ts";
+import { isInvalidArgument } from "./errors.ts";
+
+async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/config.json`, text);
+    await fn(`${dir}/config.json`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("loadConfig() reads the file and lets flags win", async () => {
+  await withFile(
+    JSON.stringify({ "home-dir": "/srv/pouch", debug: true, listen: ["unix:///a.sock"] }),
+    async (path) => {
+      const config = await loadConfig(["--config-file", path, "-l", "unix:///b.sock"]);
+      assert.ok(config !== "help");
+      assert.equal(config.homeDir, "/srv/pouch");
+      assert.equal(config.debug, true);
+      assert.deepEqual(config.listen, ["unix:///b.sock"]);
+    },
+  );
+});
+
+Deno.test("loadConfig() accepts PouchContainer's runtimes and --add-runtime", async () => {
+  await withFile(JSON.stringify({ runtimes: { kata: { path: "/bin/kata" } } }), async (path) => {
+    const config = await loadConfig(["--config-file", path, "--add-runtime", "crun=/bin/crun"]);
+    assert.ok(config !== "help");
+    assert.deepEqual(config.runtimes, { runc: "runc", kata: "/bin/kata", crun: "/bin/crun" });
+  });
+});
+
+Deno.test("loadConfig() refuses bad files, unknown keys, flags and addresses", async () => {
+  await withFile("{nope", async (path) => {
+    await assert.rejects(loadConfig(["--config-file", path]), isInvalidArgument);
+  });
+  await withFile(JSON.stringify({ bogus: 1 }), async (path) => {
+    await assert.rejects(loadConfig(["--config-file", path]), isInvalidArgument);
+  });
+  await assert.rejects(loadConfig(["--bogus"]), isInvalidArgument);
+  await assert.rejects(
+    loadConfig(["--config-file", "/nonexistent/config.json"]),
+    isInvalidArgument,
+  );
+  await assert.rejects(
+    loadConfig(["--config-file", "/dev/null/x", "-l", "tcp://0.0.0.0:1"]),
+    isInvalidArgument,
+  );
+});
