@@ -36,6 +36,11 @@ export interface CommandContext {
   readTextFile: (path: string) => string;
   /** Size of the terminal, when stdout is one. */
   consoleSize?: () => { columns: number; rows: number } | undefined;
+  /**
+   * Subscribes to SIGINT/SIGTERM (Docker's sig-proxy for attached runs); answers the
+   * unsubscribe. Absent in tests.
+   */
+  onSignal?: (handler: (signal: string) => void) => () => void;
 }
 
 /** One command of the CLI. */

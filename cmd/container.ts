@@ -154,6 +154,7 @@ async function attachAndStart(
   await Promise.race([waitResult.catch(() => undefined), delay(1000)]);
 
   const terminal = options.tty && options.stdin && ctx.stdin.isTerminal?.() === true;
+  let stopProxy: (() => void) | undefined;
   try {
     try {
       await client.call("POST", `/containers/${enc(id)}/start`);
@@ -164,9 +165,16 @@ async function attachAndStart(
     }
     if (options.tty) await resize(ctx, client, id);
     if (terminal) ctx.stdin.setRaw?.(true, { cbreak: false });
+    // Without a TTY, ^C reaches us, not the container: forward it (Docker's sig-proxy).
+    if (!options.tty && ctx.onSignal) {
+      stopProxy = ctx.onSignal((signal) => {
+        client.call("POST", `/containers/${enc(id)}/kill`, { query: { signal } }).catch(() => {});
+      });
+    }
     if (options.stdin) pumpStdin(ctx, conn);
     await copyOutput(conn.reader.toStream(), ctx, { multiplexed: !options.tty });
   } finally {
+    stopProxy?.();
     if (terminal) {
       try {
         ctx.stdin.setRaw?.(false);
@@ -506,6 +514,8 @@ interface InspectOptions {
   format?: string;
   /** Fetches one object (throws when not found). */
   fetch: (name: string) => Promise<unknown>;
+  /** What a missing one is called: `object`, `container`, `image`. */
+  noun: string;
 }
 
 /** Prints objects as `docker inspect` does: a JSON array, or one template line each. */
@@ -526,7 +536,7 @@ export async function printInspect(
       if (!(error instanceof ApiError)) throw error;
       failed = true;
       const message = error.status === 404
-        ? `Error: No such object: ${name}`
+        ? `Error: No such ${options.noun}: ${name}`
         : `Error response from daemon: ${error.message}`;
       await err(ctx, message + "\n");
     }
@@ -584,6 +594,7 @@ const inspectCommand: Command = {
     return printInspect(ctx, flags.args, {
       format: flags.string("format"),
       fetch: fetchObject(ctx.client, type),
+      noun: type ?? "object",
     });
   },
 };
@@ -597,6 +608,7 @@ const containerInspectCommand: Command = {
     return printInspect(ctx, flags.args, {
       format: flags.string("format"),
       fetch: fetchObject(ctx.client, "container"),
+      noun: "container",
     });
   },
 };

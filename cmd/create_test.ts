@@ -143,6 +143,8 @@ Deno.test("buildCreateRequest() refuses bad values before anything is sent", () 
   }
   assert.throws(
     () => build(["-m", "abc", "busybox"]),
-    (e) => e instanceof UsageError && e.message === `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'`,
+    (e) =>
+      e instanceof UsageError &&
+      e.message === `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'`,
   );
 });

@@ -54,9 +54,18 @@ Deno.test("parseFlags() takes aliases, --bool=false, a lone dash and negative va
 });
 
 Deno.test("parseFlags() rejects unknown flags and missing values as pflag words them", () => {
-  assert.throws(() => parseFlags(["--x"], specs), (e) => e instanceof UsageError && e.message === "unknown flag: --x");
-  assert.throws(() => parseFlags(["-z"], specs), (e) => e instanceof UsageError && e.message === "unknown shorthand flag: 'z' in -z");
-  assert.throws(() => parseFlags(["--memory"], specs), (e) => e instanceof UsageError && e.message === "flag needs an argument: --memory");
+  assert.throws(
+    () => parseFlags(["--x"], specs),
+    (e) => e instanceof UsageError && e.message === "unknown flag: --x",
+  );
+  assert.throws(
+    () => parseFlags(["-z"], specs),
+    (e) => e instanceof UsageError && e.message === "unknown shorthand flag: 'z' in -z",
+  );
+  assert.throws(
+    () => parseFlags(["--memory"], specs),
+    (e) => e instanceof UsageError && e.message === "flag needs an argument: --memory",
+  );
 });
 
 Deno.test("ramInBytes() reads Docker's binary units", () => {
@@ -69,7 +78,10 @@ Deno.test("ramInBytes() reads Docker's binary units", () => {
   assert.deepEqual(ramInBytes("2GiB"), 2 * 1024 ** 3);
   assert.deepEqual(ramInBytes("1 GB"), 1024 ** 3);
   for (const bad of ["abc", "-1", "1x", "", "m"]) {
-    assert.throws(() => ramInBytes(bad), (e) => e instanceof Error && e.message.includes("invalid size"));
+    assert.throws(
+      () => ramInBytes(bad),
+      (e) => e instanceof Error && e.message.includes("invalid size"),
+    );
   }
 });
 
@@ -79,7 +91,10 @@ Deno.test("parseNanoCpus() turns CPUs into NanoCpus and refuses negatives", () =
   assert.deepEqual(parseNanoCpus("0.01"), 1e7);
   assert.throws(() => parseNanoCpus("-1"));
   assert.throws(() => parseNanoCpus("abc"));
-  assert.throws(() => parseNanoCpus("0.0000000001"), (e) => e instanceof Error && e.message.includes("too precise"));
+  assert.throws(
+    () => parseNanoCpus("0.0000000001"),
+    (e) => e instanceof Error && e.message.includes("too precise"),
+  );
 });
 
 Deno.test("parseUlimit() reads soft and hard limits", () => {

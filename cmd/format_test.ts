@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatPsTable, type ContainerSummary, containerRow } from "./container.ts";
+import { containerRow, type ContainerSummary, formatPsTable } from "./container.ts";
 import { humanDuration, humanSize, parseFormat, renderRows, tabulate } from "./format.ts";
 import { imageRows } from "./image.ts";
 import { bytesSize } from "./system.ts";
@@ -108,7 +108,13 @@ Deno.test("imageRows() gives one row per tag, <none> when untagged", () => {
     ["<none>", "<none>", "efefefefefef", "10 seconds ago", "100B"],
   ]);
   const table = renderRows(rows.slice(0, 1), parseFormat(undefined), {
-    headers: { Repository: "REPOSITORY", Tag: "TAG", ID: "IMAGE ID", CreatedSince: "CREATED", Size: "SIZE" },
+    headers: {
+      Repository: "REPOSITORY",
+      Tag: "TAG",
+      ID: "IMAGE ID",
+      CreatedSince: "CREATED",
+      Size: "SIZE",
+    },
     defaultTable: "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
   });
   assert.equal(

@@ -337,6 +337,7 @@ const imageInspectCommand: Command = {
     return printInspect(ctx, flags.args, {
       format: flags.string("format"),
       fetch: fetchObject(ctx.client, "image"),
+      noun: "image",
     });
   },
 };

@@ -135,6 +135,16 @@ function defaultStdin(): Stdin {
   };
 }
 
+function proxySignals(handler: (signal: string) => void): () => void {
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  const listeners = signals.map((signal) => {
+    const listener = () => handler(signal);
+    Deno.addSignalListener(signal, listener);
+    return listener;
+  });
+  return () => signals.forEach((signal, i) => Deno.removeSignalListener(signal, listeners[i]!));
+}
+
 /**
  * Runs the CLI with `args` (without the program name) and resolves to the exit code.
  */
@@ -244,6 +254,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
     client,
     debug: global.bool("debug"),
     readTextFile: (file) => Deno.readTextFileSync(file),
+    onSignal: options.stdout ? undefined : proxySignals,
     consoleSize: options.stdout ? undefined : () => {
       try {
         return Deno.consoleSize();
@@ -255,6 +266,8 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
   try {
     return await command.run(ctx, flags);
   } catch (error) {
+    // Output piped into a reader that went away (`pouch logs x | head`): stop quietly.
+    if (error instanceof Deno.errors.BrokenPipe) return errorExit;
     if (error instanceof UsageError) return await usageFailure(error.message);
     // Daemon errors, connection failures and local failures (a missing --env-file) alike.
     await writeAll(stderr, errorText(error) + "\n");

@@ -13,7 +13,9 @@ Deno.test("Demultiplexer decodes frames split at any byte", () => {
   for (const step of [1, 3, 7, 8, 9, wire.length]) {
     const demux = new Demultiplexer();
     const frames = [];
-    for (let i = 0; i < wire.length; i += step) frames.push(...demux.push(wire.subarray(i, i + step)));
+    for (let i = 0; i < wire.length; i += step) {
+      frames.push(...demux.push(wire.subarray(i, i + step)));
+    }
     assert.deepEqual(
       frames.map((f) => [f.stream, text(f.data)]),
       [[1, "hello "], [2, "oops\n"], [1, ""], [1, "world\n"]],

@@ -24,7 +24,7 @@ Deno.test("renderTemplate() has json, index, join and pipelines", () => {
   assert.equal(renderTemplate('{{index .Config.Labels "com.x"}}', data), "1");
   assert.equal(renderTemplate('{{join .Config.Env ","}}', data), "A=1,B=2");
   assert.equal(renderTemplate("{{.State.Status | upper}}", data), "RUNNING");
-  assert.equal(renderTemplate("{{printf \"%s-%d\" .Id .State.Pid}}", data), "abc-42");
+  assert.equal(renderTemplate('{{printf "%s-%d" .Id .State.Pid}}', data), "abc-42");
   assert.equal(renderTemplate("{{len .Config.Env}}", data), "2");
   assert.equal(renderTemplate("{{json .}}", { a: 1 }), '{"a":1}');
 });
@@ -32,7 +32,10 @@ Deno.test("renderTemplate() has json, index, join and pipelines", () => {
 Deno.test("renderTemplate() has if/else, range and variables", () => {
   assert.equal(renderTemplate("{{if .State.Running}}up{{else}}down{{end}}", data), "up");
   assert.equal(
-    renderTemplate('{{if eq .State.Status "exited"}}x{{else if .State.Running}}r{{else}}z{{end}}', data),
+    renderTemplate(
+      '{{if eq .State.Status "exited"}}x{{else if .State.Running}}r{{else}}z{{end}}',
+      data,
+    ),
     "r",
   );
   assert.equal(renderTemplate("{{range .Config.Env}}[{{.}}]{{end}}", data), "[A=1][B=2]");

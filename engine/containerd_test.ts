@@ -141,8 +141,11 @@ Deno.test("images: create, get, list, update, delete", async () => {
 Deno.test("snapshots: prepare, mounts, commit, stat, list, view, usage, remove", async () => {
   await using ctd = await withTempContainerd();
   const { snapshots } = ctd.client;
+  // Under a lease, so that containerd's garbage collector keeps the unreferenced snapshots.
+  const { id: lease } = await ctd.client.leases.create();
   const mounts = await snapshots.prepare(SNAPSHOTTER, "layer-1-active", {
     labels: { "pouch.test": "1" },
+    lease,
   });
   assert.deepEqual(mounts.length, 1);
   assert.deepEqual(await snapshots.mounts(SNAPSHOTTER, "layer-1-active"), mounts);
@@ -155,16 +158,16 @@ Deno.test("snapshots: prepare, mounts, commit, stat, list, view, usage, remove",
   assert(bind && bind.type === "bind", JSON.stringify(mounts));
   await Deno.writeTextFile(`${bind.source}/file.txt`, "in the snapshot\n");
 
-  await snapshots.commit(SNAPSHOTTER, "layer-1", { key: "layer-1-active" });
+  await snapshots.commit(SNAPSHOTTER, "layer-1", { key: "layer-1-active", lease });
   const committed = await snapshots.stat(SNAPSHOTTER, "layer-1");
   assert.deepEqual(committed.kind, "committed");
   assert(isNotFound(await snapshots.stat(SNAPSHOTTER, "layer-1-active").catch((err) => err)));
 
-  const child = await snapshots.prepare(SNAPSHOTTER, "child", { parent: "layer-1" });
+  const child = await snapshots.prepare(SNAPSHOTTER, "child", { parent: "layer-1", lease });
   assert.deepEqual(child[0]?.type, "overlay");
   const childInfo = await snapshots.stat(SNAPSHOTTER, "child");
   assert.deepEqual(childInfo.parent, "layer-1");
-  const view = await snapshots.view(SNAPSHOTTER, "view", { parent: "layer-1" });
+  const view = await snapshots.view(SNAPSHOTTER, "view", { parent: "layer-1", lease });
   assert.deepEqual(await Deno.readTextFile(`${view[0]?.source}/file.txt`), "in the snapshot\n");
 
   const names = (await snapshots.list(SNAPSHOTTER)).map((info) => info.name).sort();
@@ -210,7 +213,7 @@ Deno.test("diff.apply() unpacks a gzip'd tar layer onto a snapshot", async () =>
 
   const chainId = applied.digest;
   await client.snapshots.commit(SNAPSHOTTER, chainId, { key: "unpack", lease });
-  const view = await client.snapshots.view(SNAPSHOTTER, "check", { parent: chainId });
+  const view = await client.snapshots.view(SNAPSHOTTER, "check", { parent: chainId, lease });
   assert.deepEqual(await Deno.readTextFile(`${view[0]?.source}/etc/motd`), "welcome to pouch\n");
   await client.snapshots.remove(SNAPSHOTTER, "check");
   await client.leases.delete(lease);

@@ -778,7 +778,6 @@ export class ImageManager {
         }
       }
     });
-    for (const line of loaded) progress(line);
     return loaded;
   }
 
@@ -1363,6 +1362,8 @@ export class ImageManager {
       const matches = [...groups.values()].filter((g) => g.id.slice(7).startsWith(hex));
       if (matches.length === 1) return { group: matches[0]! };
     }
+    // Neither a name nor an ID: say why the reference is malformed rather than "no such image".
+    if (!ref) parseReference(s);
     throw notFound(`No such image: ${s}`);
   }
 
