@@ -616,6 +616,16 @@ export class ContainerManager {
     });
   }
 
+  /** Sets the size of a running container's terminal. */
+  async resize(ref: string, size: { width: number; height: number }): Promise<void> {
+    const container = this.get(ref);
+    if (container.state.Status !== "running" && container.state.Status !== "paused") {
+      throw conflict(`Container ${container.id} is not running`);
+    }
+    if (!container.config.Tty) return;
+    await this.#client.tasks.resizePty(container.id, size);
+  }
+
   // --- remove, rename ------------------------------------------------------------------------
 
   /** Removes a container; a running one only with `force` (killed first). */

@@ -3,6 +3,7 @@
  * Debian's busybox-static, driven through pouch's CLI, the Docker CLI and the raw API.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
 
@@ -402,6 +403,47 @@ Deno.test("daemon restart keeps containers; a crash is cleaned up", async (t) =>
       await ok(daemon, ["rm", "keeper", "short"]);
     });
 
+    await t.step("containerd is restarted when it dies, and exits are still seen", async () => {
+      const containerdPid = async () => {
+        for await (const entry of Deno.readDir("/proc")) {
+          if (!/^\d+$/.test(entry.name)) continue;
+          const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+          if (/containerd\0--config\0/.test(cmdline) && cmdline.includes(daemon.home)) {
+            return Number(entry.name);
+          }
+        }
+        return 0;
+      };
+      await ok(daemon, [
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 3; exit 5",
+      ]);
+      const first = await containerdPid();
+      assert.ok(first > 0);
+      Deno.kill(first, "SIGKILL");
+      await waitFor(async () => {
+        const next = await containerdPid();
+        return next > 0 && next !== first;
+      }, { timeoutMs: 20_000 });
+      await waitFor(
+        async () => (await daemon.pouch(["run", "--rm", "busybox", "true"])).code === 0,
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      await waitFor(async () => (await inspect(daemon, "survivor")).State.Status === "exited", {
+        timeoutMs: 20_000,
+      });
+      assert.equal((await inspect(daemon, "survivor")).State.ExitCode, 5);
+      await ok(daemon, ["rm", "survivor"]);
+    });
+
     await t.step("after a crash, orphans in containerd are removed", async () => {
       await daemon.crash();
       const created = await ctr(
@@ -417,6 +459,43 @@ Deno.test("daemon restart keeps containers; a crash is cleaned up", async (t) =>
       await daemon.start();
       const list = new TextDecoder().decode((await ctr("containers", "ls", "-q")).stdout);
       assert.doesNotMatch(list, /orphan-ctr/);
+    });
+
+    await t.step("a create cut short by a crash is undone at the next start", async () => {
+      const layer = (await ok(daemon, [
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RootFS.Layers 0}}",
+        "busybox",
+      ])).trim();
+      await daemon.crash();
+      const id = "e".repeat(64);
+      const prepared = await ctr("snapshots", "prepare", id, layer);
+      assert.ok(prepared.success, new TextDecoder().decode(prepared.stderr));
+      {
+        using db = new DatabaseSync(`${daemon.home}/meta.db`);
+        db.prepare("INSERT INTO records (kind, id, version, data) VALUES (?, ?, 1, ?)").run(
+          "container",
+          id,
+          JSON.stringify({
+            id,
+            name: "half",
+            snapshotter: "overlayfs",
+            snapshotKey: id,
+            phase: "creating",
+            state: { Status: "created" },
+          }),
+        );
+        db.prepare("INSERT INTO names (name, id) VALUES (?, ?)").run("half", id);
+      }
+      await daemon.start();
+      const snapshots = new TextDecoder().decode((await ctr("snapshots", "ls")).stdout);
+      assert.doesNotMatch(snapshots, new RegExp(id));
+      assert.equal((await daemon.api("GET", "/containers/half/json")).status, 404);
+      // The name is free again.
+      await ok(daemon, ["create", "--name", "half", "busybox", "true"]);
+      await ok(daemon, ["rm", "half"]);
     });
   });
 });

@@ -83,10 +83,41 @@ export async function startContainerd(options: ContainerdOptions): Promise<Conta
   await Deno.mkdir(dirname(options.address), { recursive: true });
   await Deno.mkdir(dirname(options.configPath), { recursive: true });
   await Deno.writeTextFile(options.configPath, containerdConfig(options));
+  await stopStale(options);
 
   const supervisor = new Supervisor(options);
   await supervisor.start();
   return supervisor;
+}
+
+/** Where the supervisor records the pid of the containerd it runs. */
+function pidFileOf(options: Pick<ContainerdOptions, "configPath">): string {
+  return `${dirname(options.configPath)}/containerd.pid`;
+}
+
+/**
+ * Stops a containerd left running on this config by a daemon that crashed (a SIGKILLed daemon
+ * does not take its child with it); a second containerd on the same root would wait forever for
+ * the database lock while the old one kept answering on the socket.
+ */
+async function stopStale(options: Pick<ContainerdOptions, "configPath">): Promise<void> {
+  const pid = Number((await Deno.readTextFile(pidFileOf(options)).catch(() => "")).trim());
+  if (!(pid > 0)) return;
+  const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+  if (!cmdline.includes("containerd") || !cmdline.includes(options.configPath)) return;
+  const alive = () => Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+  for (const [signal, waitMs] of [["SIGTERM", 10_000], ["SIGKILL", 5_000]] as const) {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      if (!(await alive())) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 /** The containerd config (version 2 TOML) for `options`. */
@@ -155,6 +186,7 @@ class Supervisor implements ContainerdProcess {
     }
     this.#child = child;
     this.#startedAt = Date.now();
+    await Deno.writeTextFile(pidFileOf(this.#options), `${child.pid}\n`);
     const logged = this.#options.log ? pipeLines(child.stderr, this.#options.log) : undefined;
     let exitCode: number | undefined;
     this.#exited = child.status.then(async (status) => {

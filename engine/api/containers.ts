@@ -37,6 +37,7 @@ export type ContainersBackend = Pick<
   | "attach"
   | "logs"
   | "dir"
+  | "resize"
 >;
 
 /** The `/containers` route table. */
@@ -104,6 +105,16 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
     if (!name) throw invalidArgument("name is required: rename needs a new name");
     await backend.rename(c.req.param("id"), name);
     return c.body(null, 204);
+  });
+
+  app.post("/:id/resize", async (c) => {
+    const height = intQuery(c, "h") ?? 0;
+    const width = intQuery(c, "w") ?? 0;
+    if (height < 0 || width < 0 || height > 65535 || width > 65535) {
+      throw invalidArgument(`invalid terminal size ${width}x${height}`);
+    }
+    await backend.resize(c.req.param("id"), { width, height });
+    return c.body(null, 200);
   });
 
   app.delete("/:id", async (c) => {
