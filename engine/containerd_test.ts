@@ -308,10 +308,10 @@ Deno.test("tasks: run busybox echo to completion with stdout in a file", async (
   await client.containers.create({
     id: "echo",
     runtime: runcIn(ctd.dir),
-    spec: testSpec(rootfs, ["/bin/busybox", "sh", "-c", "echo hello from $0; echo oops >&2"]),
+    spec: testSpec(rootfs, ["/bin/busybox", "sh", "-c", "echo hello from $0"]),
   });
-  // The runc shim of containerd 1.6 writes both streams to the file of a file:// stdout (and
-  // crashes when stderr is left empty), so both name the same file.
+  // The runc shim of containerd 1.6 crashes when stderr is left empty, so both name the same
+  // file; each stream opens it at offset 0, so only one stream may write.
   const stdout = `${ctd.dir}/echo.out`;
   const { pid } = await client.tasks.create("echo", {
     rootfs: [],
@@ -332,8 +332,7 @@ Deno.test("tasks: run busybox echo to completion with stdout in a file", async (
   const deleted = await client.tasks.delete("echo");
   assert.deepEqual(deleted.exitStatus, 0);
   await waitFor(async () => (await Deno.readTextFile(stdout)) !== "");
-  const lines = (await Deno.readTextFile(stdout)).split("\n").sort();
-  assert.deepEqual(lines, ["", "hello from sh", "oops"]);
+  assert.equal(await Deno.readTextFile(stdout), "hello from sh\n");
   await client.containers.delete("echo");
 });
 
