@@ -40,37 +40,19 @@ const ctr = ["-a", ctrAddress, "-n", "bench"];
 await time("ctr", [...ctr, "images", "import", "--no-unpack=false", tarball]);
 const image = "docker.io/library/busybox:latest";
 
+const pouchRun = ["run", "-A", "main.ts", "-H", `unix://${daemon.socket}`, "run", "--rm"];
+const runPouch = () => time(Deno.execPath(), [...pouchRun, "busybox", "true"]);
+const runCtr = (id: string) => time("ctr", [...ctr, "run", "--rm", image, id, "true"]);
+
 // Warm both paths once (page cache, first-run costs).
-await time(Deno.execPath(), [
-  "run",
-  "-A",
-  "main.ts",
-  "-H",
-  `unix://${daemon.socket}`,
-  "run",
-  "--rm",
-  "busybox",
-  "true",
-]);
-await time("ctr", [...ctr, "run", "--rm", image, "bench-warm", "true"]);
+await runPouch();
+await runCtr("bench-warm");
 
 const pouchSamples: number[] = [];
 const ctrSamples: number[] = [];
 for (let i = 0; i < runs; i++) {
-  pouchSamples.push(
-    await time(Deno.execPath(), [
-      "run",
-      "-A",
-      "main.ts",
-      "-H",
-      `unix://${daemon.socket}`,
-      "run",
-      "--rm",
-      "busybox",
-      "true",
-    ]),
-  );
-  ctrSamples.push(await time("ctr", [...ctr, "run", "--rm", image, `bench-${i}`, "true"]));
+  pouchSamples.push(await runPouch());
+  ctrSamples.push(await runCtr(`bench-${i}`));
 }
 const pouch = stats(pouchSamples);
 const floor = stats(ctrSamples);

@@ -1084,25 +1084,28 @@ function decodeMetrics(any: WireAny | null): unknown {
 
 function snapshotsService(c: Connection): Containerd["snapshots"] {
   type MountsResponse = { mounts: Mount[] };
+  /** Prepare and View differ only in the kind of snapshot they make. */
+  async function activeSnapshot(
+    method: "Prepare" | "View",
+    request: {
+      snapshotter: string;
+      key: string;
+      options: CallOptions & { parent?: string; labels?: Record<string, string> };
+    },
+  ): Promise<Mount[]> {
+    const { snapshotter, key, options } = request;
+    const response = await c.unary<MountsResponse>(SNAPSHOTS, method, {
+      snapshotter,
+      key,
+      parent: options.parent ?? "",
+      labels: options.labels ?? {},
+    }, options);
+    return response.mounts.map(fromWireMount);
+  }
   return {
-    async prepare(snapshotter, key, options = {}) {
-      const response = await c.unary<MountsResponse>(SNAPSHOTS, "Prepare", {
-        snapshotter,
-        key,
-        parent: options.parent ?? "",
-        labels: options.labels ?? {},
-      }, options);
-      return response.mounts.map(fromWireMount);
-    },
-    async view(snapshotter, key, options = {}) {
-      const response = await c.unary<MountsResponse>(SNAPSHOTS, "View", {
-        snapshotter,
-        key,
-        parent: options.parent ?? "",
-        labels: options.labels ?? {},
-      }, options);
-      return response.mounts.map(fromWireMount);
-    },
+    prepare: (snapshotter, key, options = {}) =>
+      activeSnapshot("Prepare", { snapshotter, key, options }),
+    view: (snapshotter, key, options = {}) => activeSnapshot("View", { snapshotter, key, options }),
     async mounts(snapshotter, key) {
       const response = await c.unary<MountsResponse>(SNAPSHOTS, "Mounts", { snapshotter, key });
       return response.mounts.map(fromWireMount);
