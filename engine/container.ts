@@ -287,9 +287,14 @@ export class ContainerManager {
       config.Hostname = hostname;
       await writeNetworkFiles(dir, { hostname, hostNetwork: networkMode === "host" });
 
+      // Until the containerd container references the snapshot, only a lease keeps the garbage
+      // collector (which runs after any image removal) from taking it.
+      const lease = await this.#client.leases.create({ expireSeconds: 600 });
+      undo.push(() => this.#client.leases.delete(lease.id).catch(() => {}));
       const mounts = await this.#client.snapshots.prepare(this.#snapshotter, id, {
         parent: image.chainId,
         labels: { [LABEL_MANAGED]: "true" },
+        lease: lease.id,
       });
       undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
 
@@ -329,6 +334,7 @@ export class ContainerManager {
 
       record.phase = "ready";
       this.#records.put(id, record);
+      await this.#client.leases.delete(lease.id).catch(() => {});
       this.#log.info("container created", { id: id.slice(0, 12), name });
       return { Id: id, Warnings: warnings };
     } catch (err) {
@@ -578,10 +584,8 @@ export class ContainerManager {
       } catch (err) {
         if (!(err instanceof EngineError && err.kind === "NotModified")) throw err;
       }
+      // Docker counts only restarts made by the restart policy, not this explicit one.
       await this.#start(container.id);
-      const updated = this.#records.get(container.id);
-      updated.restartCount++;
-      this.#records.put(container.id, updated);
     });
   }
 

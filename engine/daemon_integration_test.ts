@@ -92,7 +92,7 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       await ok(daemon, ["restart", "-t", "0", "web"]);
       const restarted = await inspect(daemon, "web");
       assert.equal(restarted.State.Status, "running");
-      assert.equal(restarted.RestartCount, 1);
+      assert.notEqual(restarted.State.StartedAt, stopped.State.StartedAt);
 
       await ok(daemon, ["kill", "-s", "KILL", "web"]);
       assert.equal((await inspect(daemon, "web")).State.ExitCode, 137);
@@ -255,6 +255,43 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       assert.match(await ok(daemon, ["images"]), /mybox\s+1/);
       const rmi = await ok(daemon, ["rmi", "mybox:1"]);
       assert.match(rmi, /Untagged: mybox:1/);
+      const quiet = await ok(daemon, ["images", "-q"]);
+      assert.match(quiet, /^[0-9a-f]{12}\n$/);
+      assert.match(await ok(daemon, ["images", "--digests"]), /DIGEST/);
+    });
+
+    await t.step("load from stdin and import a rootfs tarball", async () => {
+      const oci = (await busyboxTarball()).replace(/busybox\.tar$/, "busybox-oci.tar");
+      const loaded = await daemon.pouch(["load"], { stdin: await Deno.readFile(oci) });
+      assert.equal(loaded.code, 0, loaded.stderr);
+      assert.match(loaded.stdout, /Loaded image/);
+
+      const rootfs = await Deno.makeTempDir();
+      try {
+        await Deno.mkdir(`${rootfs}/bin`);
+        await Deno.copyFile("/bin/busybox", `${rootfs}/bin/busybox`);
+        await Deno.symlink("busybox", `${rootfs}/bin/sh`);
+        const tar = await new Deno.Command("tar", {
+          args: ["-C", rootfs, "-cf", "-", "."],
+          stdout: "piped",
+        }).output();
+        const imported = await daemon.pouch(
+          ["import", "-c", 'CMD ["/bin/sh", "-c", "echo imported"]', "-", "imported:1"],
+          { stdin: tar.stdout },
+        );
+        assert.equal(imported.code, 0, imported.stderr);
+        assert.match(imported.stdout, /sha256:[0-9a-f]{64}/);
+      } finally {
+        await Deno.remove(rootfs, { recursive: true });
+      }
+      assert.equal(await ok(daemon, ["run", "--rm", "imported:1"]), "imported\n");
+      await ok(daemon, ["rmi", "imported:1"]);
+      const rmiInUse = await daemon.pouch(["create", "--name", "user", "busybox", "true"]);
+      assert.equal(rmiInUse.code, 0, rmiInUse.stderr);
+      const refused = await daemon.pouch(["rmi", "busybox"]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /container [0-9a-f]{12} is using/);
+      await ok(daemon, ["rm", "user"]);
     });
   });
 });
