@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { Containerd, Mount } from "./containerd.ts";
+import type { Containerd } from "./containerd.ts";
 import {
   conflict,
   EngineError,
@@ -913,11 +913,6 @@ export class ContainerManager {
     const result = live.lock.then(fn);
     live.lock = result.then(() => {}, () => {});
     return result;
-  }
-
-  /** Reads the rootfs mounts of a container (for `cp` and user lookups). */
-  rootfsMounts(container: Container): Promise<Mount[]> {
-    return this.#client.snapshots.mounts(container.snapshotter, container.snapshotKey);
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Container, ContainerManager } from "../container.ts";
+import type { Container, ContainerManager, CreateRequest, WaitCondition } from "../container.ts";
 import { invalidArgument } from "../errors.ts";
 import {
   type ApiEnv,
@@ -17,7 +17,6 @@ import {
   streamResponse,
   upgradeConnection,
 } from "./http.ts";
-import type { CreateRequest, WaitCondition } from "../container.ts";
 
 /** What the container routes need of the engine. */
 export type ContainersBackend = Pick<
