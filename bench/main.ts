@@ -1,18 +1,25 @@
 /**
  * `deno task bench`: on one containerd (the one a pouch daemon starts), the median wall time of
  * `pouch run --rm busybox true` against `ctr run --rm` of the same image, A/B interleaved, and
- * their ratio. Later issues add dockerd and podman to the same run.
+ * their ratio. Then the CLI's start-up: `version` against the running daemon from the single-file
+ * build (`dist/pouch`, built afresh into a temp dir), from `deno run -A main.ts`, and from the
+ * Docker CLI, interleaved. Later issues add dockerd and podman to the same run.
  *
  * @module
  */
 import { busyboxTarball, startDaemon } from "../testdata/harness.ts";
+import { build } from "../tools/build.ts";
 
 const runs = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 
-async function time(command: string, args: string[]): Promise<number> {
+async function time(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<number> {
   const started = performance.now();
-  const result = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
+  const result = await new Deno.Command(command, { args, env, stdout: "null", stderr: "piped" })
     .output();
   const elapsed = performance.now() - started;
   if (!result.success) {
@@ -61,3 +68,41 @@ out(`  pouch  ${pouch.median.toFixed(1)} [${pouch.min.toFixed(1)}-${pouch.max.to
 out(`  ctr    ${floor.median.toFixed(1)} [${floor.min.toFixed(1)}-${floor.max.toFixed(1)}]`);
 out(`  ratio pouch/ctr ${(pouch.median / floor.median).toFixed(2)}`);
 await time("ctr", [...ctr, "images", "rm", image]).catch(() => {});
+
+// --- CLI start-up: `version` against the running daemon ---------------------------------------
+
+const distDir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-bench-dist-" });
+try {
+  const dist = `${distDir}/pouch`;
+  await build({ output: dist });
+  const host = ["-H", `unix://${daemon.socket}`];
+  const clis: Array<{ name: string; run: () => Promise<number>; samples: number[] }> = [
+    { name: "dist/pouch", run: () => time(dist, [...host, "version"]), samples: [] },
+    {
+      name: "deno run main.ts",
+      run: () => time(Deno.execPath(), ["run", "-A", "main.ts", ...host, "version"]),
+      samples: [],
+    },
+    {
+      name: "docker",
+      run: () =>
+        time("/usr/local/bin/docker", ["version"], {
+          DOCKER_HOST: `unix://${daemon.socket}`,
+          DOCKER_CONFIG: `${distDir}/docker-config`,
+        }),
+      samples: [],
+    },
+  ];
+  // Warm each once: the first run of a new file fills Deno's code cache.
+  for (const cli of clis) await cli.run();
+  for (let i = 0; i < runs; i++) {
+    for (const cli of clis) cli.samples.push(await cli.run());
+  }
+  out(`\nCLI start-up: version against the daemon, ${runs} runs each, interleaved (ms)`);
+  for (const cli of clis) {
+    const s = stats(cli.samples);
+    out(`  ${cli.name.padEnd(17)}${s.median.toFixed(1)} [${s.min.toFixed(1)}-${s.max.toFixed(1)}]`);
+  }
+} finally {
+  await Deno.remove(distDir, { recursive: true });
+}

@@ -8,6 +8,8 @@ import { API_VERSION } from "./client.ts";
 import { type Command, type CommandContext, out, printError } from "./command.ts";
 import { Template } from "./template.ts";
 import denoJson from "../deno.json" with { type: "json" };
+// The one daemon module the CLI imports: constants only, stamped by the build for both halves.
+import { BUILD_TIME, GIT_COMMIT } from "../engine/version.ts";
 
 /** The CLI's own version. */
 export const CLIENT_VERSION: string = denoJson.version;
@@ -23,6 +25,8 @@ export function clientVersion(): Record<string, string> {
     Version: CLIENT_VERSION,
     ApiVersion: API_VERSION,
     DenoVersion: Deno.version.deno,
+    GitCommit: GIT_COMMIT,
+    BuildTime: BUILD_TIME,
     Os: Deno.build.os,
     Arch: goArch(Deno.build.arch),
   };
@@ -53,6 +57,8 @@ export function formatVersion(client: Record<string, string>, server?: ServerVer
   text += line(" ", "Version", client.Version ?? "");
   text += line(" ", "API version", client.ApiVersion ?? "");
   text += line(" ", "Deno version", client.DenoVersion ?? "");
+  if (client.GitCommit) text += line(" ", "Git commit", client.GitCommit);
+  if (client.BuildTime) text += line(" ", "Built", client.BuildTime);
   text += line(" ", "OS/Arch", `${client.Os}/${client.Arch}`);
   if (!server) return text;
   text += "\nServer:\n Engine:\n";

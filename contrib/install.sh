@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Installs pouch from this checkout: /usr/local/bin/pouch (a launcher of main.ts; the single-file
-# build replaces it later) and the systemd unit, which it enables when systemd runs.
+# Installs pouch from this checkout: dist/pouch (the single-file build, made with `deno task build`
+# when it is missing) as /usr/local/bin/pouch, and the systemd unit, which it enables when systemd
+# runs. The host then needs Deno, containerd and runc; nothing is read from the checkout afterwards.
 set -euo pipefail
 checkout="$(cd "$(dirname "$0")/.." && pwd)"
-deno="$(command -v deno)"
 
-cat >/usr/local/bin/pouch <<LAUNCHER
-#!/bin/sh
-exec "$deno" run -A "$checkout/main.ts" "\$@"
-LAUNCHER
-chmod 0755 /usr/local/bin/pouch
+if [ ! -x "$checkout/dist/pouch" ]; then
+  (cd "$checkout" && deno task build)
+fi
+install -D -m 0755 "$checkout/dist/pouch" /usr/local/bin/pouch
 install -D -m 0644 "$checkout/contrib/pouch.service" /etc/systemd/system/pouch.service
 echo "installed /usr/local/bin/pouch and /etc/systemd/system/pouch.service"
+
+# dist/pouch starts with `#!/usr/bin/env -S deno run ...`: under systemd, deno must be on the
+# unit's PATH, which holds only the system directories.
+case "$(command -v deno || true)" in
+  /usr/local/sbin/* | /usr/local/bin/* | /usr/sbin/* | /usr/bin/* | /sbin/* | /bin/*) ;;
+  *) echo "warning: deno is not in /usr/local/bin or /usr/bin: systemd will not find it" >&2 ;;
+esac
 
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload

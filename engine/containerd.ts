@@ -11,10 +11,9 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import type { Buffer } from "node:buffer";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { isAlreadyExists, systemError } from "./errors.ts";
 import { fromGrpcError, GrpcCode, grpcCodeFromError } from "./grpc_errors.ts";
+import { descriptors } from "./proto/descriptors.ts";
 
 /** An OCI content descriptor. */
 export interface Descriptor {
@@ -309,27 +308,6 @@ export function connectContainerd(address: string, options: ConnectOptions = {})
 
 // --- protocol definitions -----------------------------------------------------------------------
 
-/** Every definition file; the google/protobuf ones come bundled with protobufjs. */
-const PROTO_FILES = [
-  "version.proto",
-  "namespaces.proto",
-  "containers.proto",
-  "tasks.proto",
-  "snapshots.proto",
-  "content.proto",
-  "images.proto",
-  "diff.proto",
-  "leases.proto",
-  "events.proto",
-  "events_task.proto",
-  "events_container.proto",
-  "events_image.proto",
-  "events_snapshot.proto",
-  "runc_options.proto",
-  "cgroups_v1_metrics.proto",
-  "platform.proto",
-];
-
 /** How decoded messages look: camelCase fields, int64 as number, enums as names, defaults set. */
 const CONVERSION = { longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
@@ -372,15 +350,17 @@ interface Protocol {
 
 let protocol: Protocol | undefined;
 
-/** Parses the definitions in `./proto/` once per process (about 25 ms). */
+/**
+ * Builds the definitions from the embedded descriptors (generated from `./proto/*.proto` by
+ * `deno task proto`) once per process. They are a module rather than files read at run time so
+ * that the single-file build carries them.
+ */
 function loadProtocol(): Protocol {
   if (protocol) return protocol;
-  const protoDir = fileURLToPath(new URL("./proto/", import.meta.url));
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin: string, target: string) => join(protoDir, target);
-  root.loadSync(PROTO_FILES);
+  const json = descriptors as protobuf.INamespace;
+  const root = protobuf.Root.fromJSON(json);
   root.resolveAll();
-  const services = protoLoader.fromJSON(root.toJSON(), CONVERSION);
+  const services = protoLoader.fromJSON(json, CONVERSION);
   protocol = { root, services };
   return protocol;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The README's first command: start pouch's daemon (with its own containerd) if it is not
-# running, load a busybox image built here from Debian's busybox-static, and run a container.
+# The README's first command: build dist/pouch, start its daemon (with its own containerd) if
+# none is running, load a busybox image built here from Debian's busybox-static, and run a
+# container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pouch=(deno run -A "$PWD/main.ts")
+deno task build >/dev/null
+pouch=("$PWD/dist/pouch")
 socket=/var/run/pouchd.sock
 
 bash testdata/build_busybox.sh testdata/out
@@ -20,4 +22,4 @@ fi
 "${pouch[@]}" load -i testdata/out/busybox.tar
 "${pouch[@]}" run --rm busybox echo "hello from pouch"
 "${pouch[@]}" ps -a
-echo "demo: the daemon keeps running; try: deno run -A main.ts run -d --name web busybox sleep 1000"
+echo "demo: the daemon keeps running; try: dist/pouch run -d --name web busybox sleep 1000"

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../engine/testing.ts";
 
@@ -24,6 +25,11 @@ export interface DaemonOptions {
   args?: string[];
   /** The daemon's JSON config file (empty by default). */
   config?: Record<string, unknown>;
+  /**
+   * A pouch executable (such as a copy of `dist/pouch`) to run as the daemon and the CLI, from
+   * its own directory. By default both are `deno run -A main.ts` of this checkout.
+   */
+  executable?: string;
 }
 
 /** A daemon under test. */
@@ -76,14 +82,16 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
   let status: Promise<Deno.CommandStatus> | undefined;
   const client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(options.config ?? {}));
+  // The program and the arguments that precede pouch's own, and where it runs.
+  const program = options.executable ?? Deno.execPath();
+  const programArgs = options.executable ? [] : ["run", "-A", `${root}main.ts`];
+  const programDir = options.executable ? dirname(options.executable) : undefined;
 
   async function start(): Promise<void> {
     const logFile = await Deno.open(logPath, { append: true, create: true });
-    child = new Deno.Command(Deno.execPath(), {
+    child = new Deno.Command(program, {
       args: [
-        "run",
-        "-A",
-        `${root}main.ts`,
+        ...programArgs,
         "daemon",
         "--home-dir",
         home,
@@ -96,6 +104,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
         "-D",
         ...(options.args ?? []),
       ],
+      cwd: programDir,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -129,10 +138,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     args: string[],
     env: Record<string, string>,
     stdin?: Uint8Array,
+    cwd?: string,
   ): Promise<CommandResult> {
     const proc = new Deno.Command(command, {
       args,
       env,
+      cwd,
       stdin: stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
@@ -160,10 +171,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     log: () => Deno.readTextFile(logPath).catch(() => ""),
     pouch: (args, opts) =>
       run(
-        Deno.execPath(),
-        ["run", "-A", `${root}main.ts`, "-H", `unix://${socket}`, ...args],
+        program,
+        [...programArgs, "-H", `unix://${socket}`, ...args],
         {},
         opts?.stdin,
+        programDir,
       ),
     docker: (args, opts) =>
       run("/usr/local/bin/docker", args, {
@@ -226,7 +238,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
 }
 
 /** Kills every process whose command line mentions `dir` (containerd, shims after a crash). */
-async function killUnder(dir: string): Promise<void> {
+export async function killUnder(dir: string): Promise<void> {
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
@@ -241,7 +253,7 @@ async function killUnder(dir: string): Promise<void> {
 }
 
 /** Unmounts everything mounted under `dir`, deepest first. */
-async function unmountUnder(dir: string): Promise<void> {
+export async function unmountUnder(dir: string): Promise<void> {
   const mountinfo = await Deno.readTextFile("/proc/self/mountinfo");
   const points = mountinfo.split("\n").map((line) => line.split(" ")[4] ?? "")
     .filter((point) => point.startsWith(dir + "/"))
