@@ -11,6 +11,7 @@ import { buildCreateRequest, createFlags, type CreateRequest, runFlags } from ".
 import { type Flags, type FlagSpec, invalidValue, UsageError } from "./flags.ts";
 import { indentJson, parseFormat, renderRows, shortId, tabulate, timeAgo } from "./format.ts";
 import type { HijackedConnection } from "./http.ts";
+import { pullImage } from "./registry.ts";
 import { copyOutput } from "./stream.ts";
 import { Template } from "./template.ts";
 
@@ -84,7 +85,16 @@ async function createContainer(ctx: CommandContext, req: CreateRequest): Promise
     return created.Id;
   } catch (error) {
     if (error instanceof ApiError && error.status === 404 && /no such image/i.test(error.message)) {
+      // Docker's run and create pull a missing image, showing the progress on stderr.
       await err(ctx, `Unable to find image '${withDefaultTag(req.image)}' locally\n`);
+      await pullImage(ctx, req.image, { toStderr: true });
+      const created = await ctx.client.json<{ Id: string; Warnings?: string[] | null }>(
+        "POST",
+        "/containers/create",
+        { query: { name: req.name }, json: req.body },
+      );
+      for (const warning of created.Warnings ?? []) await err(ctx, `WARNING: ${warning}\n`);
+      return created.Id;
     }
     throw error;
   }

@@ -1,10 +1,22 @@
 /**
- * Image commands: images, rmi, tag, load, import, and `image inspect`.
+ * Image commands: images, rmi, tag, load, import, pull, push, save, login, logout, and
+ * `image inspect`.
  *
  * @module
  */
 
-import { jsonMessages } from "./client.ts";
+import { ApiError, jsonMessages } from "./client.ts";
+import {
+  authHeaderFor,
+  authKey,
+  configPath,
+  ProgressDisplay,
+  pullImage,
+  readConfigFile,
+  showMessages,
+  stdoutIsTerminal,
+  writeConfigFile,
+} from "./registry.ts";
 import { type Command, type CommandContext, err, forEachArg, out } from "./command.ts";
 import { fetchObject, printInspect } from "./container.ts";
 import { UsageError } from "./flags.ts";
@@ -342,6 +354,206 @@ const imageInspectCommand: Command = {
   },
 };
 
+const pullCommand: Command = {
+  name: "pull",
+  usage: "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+  description: "Download an image from a registry",
+  flags: [
+    { name: "quiet", short: "q", kind: "bool", description: "Suppress verbose output" },
+    {
+      name: "platform",
+      kind: "string",
+      description: "Set platform if server is multi-platform capable",
+    },
+    {
+      name: "all-tags",
+      short: "a",
+      kind: "bool",
+      description: "Download all tagged images (not supported)",
+    },
+  ],
+  minArgs: 1,
+  maxArgs: 1,
+  async run(ctx, flags) {
+    if (flags.bool("all-tags")) throw new UsageError("pull --all-tags is not supported");
+    await pullImage(ctx, flags.args[0]!, {
+      quiet: flags.bool("quiet"),
+      platform: flags.string("platform"),
+    });
+    return 0;
+  },
+};
+
+const pushCommand: Command = {
+  name: "push",
+  usage: "push [OPTIONS] NAME[:TAG]",
+  description: "Upload an image to a registry",
+  flags: [{ name: "quiet", short: "q", kind: "bool", description: "Suppress verbose output" }],
+  minArgs: 1,
+  maxArgs: 1,
+  async run(ctx, flags) {
+    const reference = flags.args[0]!;
+    const { repo, tag } = splitReference(reference);
+    const res = await ctx.client.request("POST", `/images/${enc(repo)}/push`, {
+      query: { tag: tag ?? "latest" },
+      headers: await authHeaderFor(ctx, reference),
+    });
+    const quiet = flags.bool("quiet");
+    const display = new ProgressDisplay(
+      quiet ? { write: (p) => Promise.resolve(p.length) } : ctx.stdout,
+      { tty: !quiet && stdoutIsTerminal(ctx) },
+    );
+    const failure = await showMessages(res.body, display);
+    if (failure !== undefined) throw new ApiError(failure, 500);
+    if (quiet) await out(ctx, `${reference}\n`);
+    return 0;
+  },
+};
+
+const saveCommand: Command = {
+  name: "save",
+  usage: "save [OPTIONS] IMAGE [IMAGE...]",
+  description: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+  flags: [{
+    name: "output",
+    short: "o",
+    kind: "string",
+    description: "Write to a file, instead of STDOUT",
+  }],
+  minArgs: 1,
+  async run(ctx, flags) {
+    const output = flags.string("output");
+    if (output === undefined && stdoutIsTerminal(ctx)) {
+      throw new UsageError(
+        "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+      );
+    }
+    const res = await ctx.client.request("GET", "/images/get", { query: { names: flags.args } });
+    if (output === undefined) {
+      for await (const chunk of res.body) await writeChunk(ctx.stdout, chunk);
+      return 0;
+    }
+    // Written beside the target and renamed, so a failed save leaves no truncated archive.
+    const tmp = `${output}.tmp-${Deno.pid}`;
+    try {
+      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      await res.body.pipeTo(file.writable);
+      await Deno.rename(tmp, output);
+    } catch (error) {
+      await Deno.remove(tmp).catch(() => {});
+      throw error;
+    }
+    return 0;
+  },
+};
+
+async function writeChunk(writer: { write(p: Uint8Array): Promise<number> }, chunk: Uint8Array) {
+  let written = 0;
+  while (written < chunk.length) written += await writer.write(chunk.subarray(written));
+}
+
+/** Reads one line from stdin; with `hidden`, in raw mode without echo (a password). */
+async function readLine(ctx: CommandContext, hidden: boolean): Promise<string> {
+  const raw = hidden && ctx.stdin.isTerminal?.() === true && ctx.stdin.setRaw !== undefined;
+  if (raw) ctx.stdin.setRaw!(true);
+  try {
+    const bytes: number[] = [];
+    const buf = new Uint8Array(1);
+    while (true) {
+      const n = await ctx.stdin.read(buf);
+      if (n === null || buf[0] === 0x0a || buf[0] === 0x0d) break;
+      // Ctrl-C in raw mode arrives as a byte, not a signal.
+      if (raw && buf[0] === 0x03) throw new UsageError("login cancelled");
+      bytes.push(buf[0]!);
+    }
+    return new TextDecoder().decode(new Uint8Array(bytes));
+  } finally {
+    if (raw) {
+      ctx.stdin.setRaw!(false);
+      await out(ctx, "\n");
+    }
+  }
+}
+
+const loginCommand: Command = {
+  name: "login",
+  usage: "login [OPTIONS] [SERVER]",
+  description: "Log in to a registry",
+  flags: [
+    { name: "username", short: "u", kind: "string", description: "Username" },
+    { name: "password", short: "p", kind: "string", description: "Password" },
+    { name: "password-stdin", kind: "bool", description: "Take the password from stdin" },
+  ],
+  maxArgs: 1,
+  async run(ctx, flags) {
+    const server = flags.args[0] ?? "docker.io";
+    let username = flags.string("username");
+    let password = flags.string("password");
+    if (password !== undefined) {
+      await err(ctx, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n");
+    }
+    if (flags.bool("password-stdin")) {
+      if (password !== undefined) {
+        throw new UsageError("--password and --password-stdin are mutually exclusive");
+      }
+      if (username === undefined) {
+        throw new UsageError("Must provide --username with --password-stdin");
+      }
+      password = (await new Response(sourceToStream(ctx.stdin)).text()).replace(/\r?\n$/, "");
+    }
+    const interactive = ctx.stdin.isTerminal?.() === true;
+    if (username === undefined) {
+      if (!interactive) {
+        throw new UsageError("Error: Cannot perform an interactive login from a non TTY device");
+      }
+      await out(ctx, "Username: ");
+      username = (await readLine(ctx, false)).trim();
+    }
+    if (password === undefined) {
+      if (!interactive) {
+        throw new UsageError("Error: Cannot perform an interactive login from a non TTY device");
+      }
+      await out(ctx, "Password: ");
+      password = await readLine(ctx, true);
+    }
+    if (!username || !password) throw new UsageError("Error: Username and password are required");
+    const key = authKey(server);
+    await ctx.client.json("POST", "/auth", {
+      json: { username, password, serveraddress: key },
+    });
+    const path = configPath(ctx.env);
+    const config = await readConfigFile(path);
+    config.auths = { ...config.auths, [key]: { auth: btoa(`${username}:${password}`) } };
+    await writeConfigFile(path, config);
+    await out(ctx, "Login Succeeded\n");
+    return 0;
+  },
+};
+
+const logoutCommand: Command = {
+  name: "logout",
+  usage: "logout [SERVER]",
+  description: "Log out from a registry",
+  flags: [],
+  maxArgs: 1,
+  async run(ctx, flags) {
+    const key = authKey(flags.args[0] ?? "docker.io");
+    const path = configPath(ctx.env);
+    const config = await readConfigFile(path);
+    const auths = { ...config.auths };
+    const found = [key, `https://${key}`, `http://${key}`].filter((k) => k in auths);
+    if (found.length === 0) {
+      await out(ctx, `Not logged in to ${key}\n`);
+      return 0;
+    }
+    await out(ctx, `Removing login credentials for ${key}\n`);
+    for (const k of found) delete auths[k];
+    config.auths = auths;
+    await writeConfigFile(path, config);
+    return 0;
+  },
+};
+
 /** Top-level image commands. */
 export const imageCommands: Command[] = [
   imagesCommand,
@@ -349,6 +561,11 @@ export const imageCommands: Command[] = [
   tagCommand,
   loadCommand,
   importCommand,
+  pullCommand,
+  pushCommand,
+  saveCommand,
+  loginCommand,
+  logoutCommand,
 ];
 
 /** The `image` group: `ls`, `rm`, `tag`, `load`, `import`, `inspect`. */
@@ -369,4 +586,7 @@ export const imageGroupCommands: Command[] = [
   loadCommand,
   importCommand,
   imageInspectCommand,
+  pullCommand,
+  pushCommand,
+  saveCommand,
 ];

@@ -28,6 +28,12 @@ export interface DaemonConfig {
   debug: boolean;
   configFile: string;
   pidfile: string;
+  /** Registries reached over plain HTTP (after HTTPS fails): `HOST[:PORT]`. */
+  insecureRegistries: string[];
+  /** Mirrors per registry host (`docker.io`, `HOST:PORT`), tried in order before it. */
+  registryMirrors: Record<string, string[]>;
+  /** HTTP proxy for pulls only (a P2P distributor such as Dragonfly); empty: none. */
+  imageProxy: string;
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -44,6 +50,9 @@ export function defaultConfig(): DaemonConfig {
     debug: false,
     configFile: "/etc/pouch/config.json",
     pidfile: "/var/run/pouch.pid",
+    insecureRegistries: [],
+    registryMirrors: {},
+    imageProxy: "",
   };
 }
 
@@ -63,6 +72,13 @@ Options:
   -D, --debug                Debug logging (one line per request)
       --config-file PATH     JSON config, keys as the flag names (default /etc/pouch/config.json)
       --pidfile PATH         Pid file (default /var/run/pouch.pid)
+      --insecure-registries HOST[:PORT]
+                             Registry reached over plain HTTP when HTTPS fails (repeatable;
+                             loopback registries always are)
+      --registry-mirror HOST[:PORT]=URL
+                             A mirror of registry HOST, tried before it (repeatable, in order)
+      --registry-mirrors URL A mirror of Docker Hub (repeatable, in order)
+      --image-proxy URL      HTTP proxy used for pulls only (e.g. a P2P distributor)
   -h, --help                 Print this help
 `;
 
@@ -78,6 +94,9 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "snapshotter": "snapshotter",
   "add-runtime": "runtimes",
   "runtimes": "runtimes",
+  "insecure-registries": "insecureRegistries",
+  "registry-mirrors": "registryMirrors",
+  "image-proxy": "imageProxy",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -99,6 +118,10 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         debug: { type: "boolean", short: "D" },
         "config-file": { type: "string" },
         pidfile: { type: "string" },
+        "insecure-registries": { type: "string", multiple: true },
+        "registry-mirror": { type: "string", multiple: true },
+        "registry-mirrors": { type: "string", multiple: true },
+        "image-proxy": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -126,6 +149,24 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
     if (!name || !path) throw invalidArgument(`invalid --add-runtime ${spec}: want NAME=PATH`);
     config.runtimes[name] = path;
   }
+  if (flags["insecure-registries"]) {
+    config.insecureRegistries = flags["insecure-registries"].flatMap(splitList);
+  }
+  // Mirrors given as flags replace the config file's for the registries they name.
+  const flagMirrors: Record<string, string[]> = {};
+  for (const url of flags["registry-mirrors"]?.flatMap(splitList) ?? []) {
+    (flagMirrors[DOCKER_HUB] ??= []).push(checkMirrorUrl(url));
+  }
+  for (const spec of flags["registry-mirror"] ?? []) {
+    const [host, url] = splitOnce(spec, "=");
+    if (!host || !url) {
+      throw invalidArgument(`invalid --registry-mirror ${spec}: want HOST[:PORT]=URL`);
+    }
+    (flagMirrors[host] ??= []).push(checkMirrorUrl(url));
+  }
+  Object.assign(config.registryMirrors, flagMirrors);
+  if (flags["image-proxy"] !== undefined) config.imageProxy = flags["image-proxy"];
+  if (config.imageProxy) checkMirrorUrl(config.imageProxy);
   for (const address of config.listen) parseListenAddress(address);
   if (!config.runtimes[config.defaultRuntime]) {
     throw invalidArgument(`default runtime ${config.defaultRuntime} is not a known runtime`);
@@ -164,6 +205,12 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
       config.listen = Array.isArray(value) ? value.map(String) : [String(value)];
     } else if (field === "debug") {
       config.debug = value === true;
+    } else if (field === "insecureRegistries") {
+      config.insecureRegistries = Array.isArray(value)
+        ? value.map(String)
+        : splitList(String(value));
+    } else if (field === "registryMirrors") {
+      config.registryMirrors = parseMirrors(value, path);
     } else {
       (config as unknown as Record<string, unknown>)[field] = String(value);
     }
@@ -184,6 +231,46 @@ export function parseListenAddress(address: string): ListenAddress {
   throw invalidArgument(
     `unsupported listen address ${address}: only unix:// sockets are served (tcp needs TLS)`,
   );
+}
+
+/** Registry host of Docker Hub, the one a plain list of mirrors is for. */
+const DOCKER_HUB = "docker.io";
+
+/** `a,b` or `a` -> a list (flags may carry several values separated by commas). */
+function splitList(value: string): string[] {
+  return value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+}
+
+function checkMirrorUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalidArgument(`invalid registry mirror or proxy URL ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw invalidArgument(`invalid registry mirror or proxy URL ${url}: want http:// or https://`);
+  }
+  return url.replace(/\/+$/, "");
+}
+
+/**
+ * `"registry-mirrors"` of the config file: `{"HOST[:PORT]": ["URL", ...]}` (mirrors of any
+ * registry), or a plain list (PouchContainer's meaning: mirrors of Docker Hub).
+ */
+export function parseMirrors(value: unknown, path: string): Record<string, string[]> {
+  if (Array.isArray(value)) return { [DOCKER_HUB]: value.map((v) => checkMirrorUrl(String(v))) };
+  if (typeof value !== "object" || value === null) {
+    throw invalidArgument(`config file ${path}: "registry-mirrors" must be an object or a list`);
+  }
+  const out: Record<string, string[]> = {};
+  for (const [host, urls] of Object.entries(value)) {
+    const list = Array.isArray(urls) ? urls : [urls];
+    out[host === "index.docker.io" ? DOCKER_HUB : host] = list.map((u) =>
+      checkMirrorUrl(String(u))
+    );
+  }
+  return out;
 }
 
 function splitOnce(text: string, separator: string): [string, string] {

@@ -12,6 +12,7 @@ import { connectContainerd, type Containerd } from "./containerd.ts";
 import { messageOf } from "./errors.ts";
 import { ImageManager } from "./image.ts";
 import { Logger } from "./log.ts";
+import { RegistryClient } from "./registry.ts";
 import { serveApi } from "./server.ts";
 import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
@@ -84,9 +85,17 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
 
     const store = new Store(`${home}/meta.db`);
     cleanup.push(() => store.close());
+    const registry = new RegistryClient({
+      mirrors: config.registryMirrors,
+      insecure: config.insecureRegistries,
+      imageProxy: config.imageProxy || undefined,
+      log: (message) => log.info(message),
+    });
+    cleanup.push(() => registry.close());
     const images = new ImageManager(client, {
       snapshotter: config.snapshotter,
       log: (message) => log.info(message),
+      registry,
     });
     const containers = new ContainerManager({
       client,

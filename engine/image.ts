@@ -18,7 +18,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { Containerd, Descriptor, ImageRecord } from "./containerd.ts";
+import type { Containerd, ContentInfo, Descriptor, ImageRecord } from "./containerd.ts";
 import {
   conflict,
   invalidArgument,
@@ -39,7 +39,16 @@ import {
   tryParseReference,
   withDefaultTag,
 } from "./reference.ts";
-import { gunzip, isGzip, maybeGunzip, readTar } from "./tar.ts";
+import {
+  type AuthConfig,
+  type FetchedManifest,
+  progressId,
+  type ProgressMessage,
+  progressMessage,
+  RegistryClient,
+  type RegistrySession,
+} from "./registry.ts";
+import { gunzip, isGzip, maybeGunzip, readTar, type TarInput, tarStream } from "./tar.ts";
 import type { ContainerConfig, ImageConfigBlob, ImageRunConfig } from "./types.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -69,6 +78,8 @@ const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
 /** Prefix of GC labels: a blob keeps the content or snapshot the label names. */
 const LABEL_GC_CONTENT = "containerd.io/gc.ref.content";
 const LABEL_GC_SNAPSHOT = "containerd.io/gc.ref.snapshot";
+/** Prefix of the label naming the repositories of a registry a blob came from (for mounts). */
+const LABEL_DISTRIBUTION_SOURCE = "containerd.io/distribution.source";
 /** Name prefix of the records that keep untagged images. */
 export const DANGLING_PREFIX = "moby-dangling@";
 
@@ -77,6 +88,13 @@ const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
 
 /** How long a lease may outlive a crashed operation before GC may reclaim its objects. */
 const LEASE_EXPIRY_SECONDS = 3600;
+/**
+ * How long the lease of a failed pull keeps its complete blobs and layers for the next try.
+ * A successful pull deletes its lease at once (the image record then holds everything).
+ */
+const PULL_LEASE_SECONDS = 24 * 3600;
+/** Layers downloaded (or pushed) at the same time, as Docker's default. */
+const PULL_CONCURRENCY = 3;
 /** A timestamp Docker prints for "never". */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 
@@ -91,6 +109,51 @@ export interface ImageManagerOptions {
   log?: (msg: string) => void;
   /** Directory for staging archives during load/import; the system temp dir by default. */
   tempDir?: string;
+  /** The registry client pulls and pushes go through (mirrors, insecure registries, proxy). */
+  registry?: RegistryClient;
+}
+
+/** Options of {@link ImageManager.pull}. */
+export interface PullOptions {
+  /** Credentials for the image's registry. */
+  auth?: AuthConfig;
+  /** Receives Docker's JSON progress messages. */
+  onProgress?: (msg: ProgressMessage) => void;
+  /** Called once the reference resolved to a manifest, before any layer is transferred. */
+  onResolved?: () => void;
+  /** `os/arch[/variant]` to choose in an index; the host's by default. */
+  platform?: string;
+  signal?: AbortSignal;
+}
+
+/** What a pull recorded. */
+export interface PullResult {
+  /** The normalised name the image got, e.g. `docker.io/library/busybox:latest`. */
+  name: string;
+  /** Digest of what the reference resolved to (the index or the manifest). */
+  digest: string;
+  /** Image ID (the config's digest). */
+  id: string;
+}
+
+/** Options of {@link ImageManager.push}. */
+export interface PushOptions {
+  /** Credentials for the image's registry. */
+  auth?: AuthConfig;
+  /** Receives Docker's JSON progress messages. */
+  onProgress?: (msg: ProgressMessage) => void;
+  /** Called once the image was found locally, before any request to the registry. */
+  onResolved?: () => void;
+  signal?: AbortSignal;
+}
+
+/** What a push stored in the registry. */
+export interface PushResult {
+  tag: string;
+  /** Digest of the manifest put under the tag. */
+  digest: string;
+  /** Size of that manifest in bytes. */
+  size: number;
 }
 
 /** An item of `GET /images/json`. */
@@ -705,6 +768,9 @@ export class ImageManager {
   #configs = new Map<string, DockerConfigBlob>();
   /** Image ID -> size in bytes. */
   #sizes = new Map<string, number>();
+  #registry: RegistryClient;
+  /** Layer digest -> its running download, shared by concurrent pulls. */
+  #downloads = new Map<string, Promise<void>>();
 
   /** Makes a manager over `client`'s image, content and snapshot services. */
   constructor(client: Containerd, options: ImageManagerOptions = {}) {
@@ -712,6 +778,7 @@ export class ImageManager {
     this.#snapshotter = options.snapshotter ?? "overlayfs";
     this.#log = options.log ?? (() => {});
     this.#tempDir = options.tempDir;
+    this.#registry = options.registry ?? new RegistryClient({ log: this.#log });
   }
 
   // --- load -----------------------------------------------------------------------------------
@@ -1047,6 +1114,491 @@ export class ImageManager {
     return configDesc.digest;
   }
 
+  // --- pull -----------------------------------------------------------------------------------
+
+  /**
+   * Pulls an image from its registry (or a mirror of it) and names it: resolves the reference
+   * to a manifest (choosing the host platform in an index), fetches the config, downloads the
+   * missing layers concurrently while verifying each one's size and digest, unpacks them in
+   * order, and only then records the image. Everything is written under a lease that is left
+   * to expire when the pull fails, so that a second pull reuses the blobs already complete.
+   * `onResolved` runs once the manifest is known (errors before it are the caller's to
+   * report as a status; later ones arrive as messages).
+   */
+  async pull(s: string, options: PullOptions = {}): Promise<PullResult> {
+    const ref = withDefaultTag(parseReference(s));
+    const emit = options.onProgress ?? (() => {});
+    const signal = options.signal;
+    const session = this.#registry.session(ref.domain, ref.path, { auth: options.auth, signal });
+    const tagOrDigest = ref.digest ?? ref.tag!;
+
+    // 1. Resolve: the reference's manifest or index, then the platform's manifest.
+    const top = await session.manifest(tagOrDigest);
+    let index: { fetched: FetchedManifest; entry: IndexEntry; position: number } | undefined;
+    let fetched = top;
+    if (INDEX_TYPES.includes(top.mediaType)) {
+      const list = parseRegistryJson<IndexBlob>(top.bytes, `index ${top.digest}`);
+      const platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
+      const entry = selectManifest(list.manifests ?? [], platform);
+      if (!entry) {
+        throw notFound(
+          `no matching manifest for ${formatPlatform(platform)} in the manifest list entries`,
+        );
+      }
+      fetched = await session.manifest(entry.digest);
+      if (fetched.bytes.length !== entry.size) {
+        throw invalidArgument(
+          `manifest ${entry.digest} is ${fetched.bytes.length} bytes, the index says ${entry.size}`,
+        );
+      }
+      index = { fetched: top, entry, position: list.manifests.indexOf(entry) };
+    }
+    if (!MANIFEST_TYPES.includes(fetched.mediaType)) {
+      throw invalidArgument(
+        `${familiarName(ref)}: unsupported manifest media type ${fetched.mediaType}`,
+      );
+    }
+    const manifest = parseRegistryJson<ManifestBlob>(fetched.bytes, `manifest ${fetched.digest}`);
+    if (!manifest.config?.digest || !Array.isArray(manifest.layers)) {
+      throw invalidArgument(`manifest ${fetched.digest} lacks a config or layers`);
+    }
+    for (const layer of manifest.layers) {
+      if (!isLayerType(layer.mediaType) || layer.mediaType.endsWith("+zstd")) {
+        throw invalidArgument(`unsupported layer media type ${layer.mediaType}`);
+      }
+      if (!/^sha256:[a-f0-9]{64}$/.test(layer.digest)) {
+        throw invalidArgument(`unsupported layer digest ${layer.digest}`);
+      }
+    }
+    options.onResolved?.();
+    // Docker names the repository by its path in the registry: `library/busybox`.
+    emit({ status: `Pulling from ${ref.path}`, id: tagOrDigest });
+
+    const lease = await this.#client.leases.create({ expireSeconds: PULL_LEASE_SECONDS });
+    let succeeded = false;
+    try {
+      // 2. The config: small, fetched whole and verified.
+      const configBytes = await this.#hasContent(manifest.config.digest)
+        ? await this.#client.content.readAll(manifest.config.digest)
+        : await session.blobBytes(manifest.config.digest, manifest.config.size);
+      const config = parseRegistryJson<DockerConfigBlob>(
+        configBytes,
+        `config ${manifest.config.digest}`,
+      );
+      const diffIds = config?.rootfs?.diff_ids;
+      if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+        throw invalidArgument(
+          `config ${manifest.config.digest} lists ${
+            diffIds?.length ?? 0
+          } layers, the manifest ${manifest.layers.length}`,
+        );
+      }
+
+      // 3. Layers: downloads run concurrently (bounded); unpacking follows in order.
+      const sourceLabel = { [`${LABEL_DISTRIBUTION_SOURCE}.${ref.domain}`]: ref.path };
+      const chain = chainIds(diffIds);
+      for (const layer of manifest.layers) {
+        emit({ status: "Pulling fs layer", progressDetail: {}, id: progressId(layer.digest) });
+      }
+      const abort = new AbortController();
+      const onAbort = () => abort.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const limit = limiter(PULL_CONCURRENCY);
+      const downloads = manifest.layers.map((layer, i) =>
+        limit(() =>
+          this.#download(session, layer, {
+            lease,
+            emit,
+            labels: { [LABEL_UNCOMPRESSED]: diffIds[i]!, ...sourceLabel },
+            signal: abort.signal,
+          })
+        )
+      );
+      // Every download is awaited (settled) before the lease can go: none is left running.
+      const settled = Promise.allSettled(downloads);
+      try {
+        let parent: string | undefined;
+        for (const [i, layer] of manifest.layers.entries()) {
+          await downloads[i];
+          const id = progressId(layer.digest);
+          if (!(await this.#snapshotExists(chain[i]!))) {
+            emit({ status: "Extracting", progressDetail: {}, id });
+            await this.#applyLayer({
+              layer: descriptorOf(layer),
+              chainId: chain[i]!,
+              diffId: diffIds[i]!,
+              parent,
+              lease: lease.id,
+            });
+          }
+          emit({ status: "Pull complete", progressDetail: {}, id });
+          parent = chain[i];
+        }
+      } catch (err) {
+        abort.abort(err);
+        throw err;
+      } finally {
+        await settled;
+        signal?.removeEventListener("abort", onAbort);
+      }
+
+      // 4. Config, manifest and index, children first, with the GC labels that hold them.
+      const top_ = chain[chain.length - 1];
+      await this.#writeBlob({
+        desc: descriptorOf(manifest.config),
+        source: configBytes,
+        labels: top_ ? { [`${LABEL_GC_SNAPSHOT}.${this.#snapshotter}`]: top_ } : {},
+      }, lease.id);
+      const manifestDesc: Descriptor = {
+        mediaType: fetched.mediaType,
+        digest: fetched.digest,
+        size: fetched.bytes.length,
+      };
+      await this.#writeBlob(
+        {
+          desc: manifestDesc,
+          source: fetched.bytes,
+          labels: { ...gcLabels(manifest), ...sourceLabel },
+        },
+        lease.id,
+      );
+      let target = manifestDesc;
+      if (index) {
+        target = {
+          mediaType: index.fetched.mediaType,
+          digest: index.fetched.digest,
+          size: index.fetched.bytes.length,
+        };
+        await this.#writeBlob({
+          desc: target,
+          source: index.fetched.bytes,
+          labels: {
+            [`${LABEL_GC_CONTENT}.m.${index.position}`]: index.entry.digest,
+            ...sourceLabel,
+          },
+        }, lease.id);
+      }
+      this.#targets.set(target.digest, {
+        manifest: manifestDesc,
+        layers: manifest.layers.map(descriptorOf),
+        configDigest: manifest.config.digest,
+        config,
+      });
+
+      // 5. Names: the tag (when pulled by tag) and the digest form Docker lists.
+      const name = formatReference(ref);
+      const digestName = formatReference({ ...ref, tag: undefined, digest: top.digest });
+      let upToDate = false;
+      try {
+        upToDate = (await this.#client.images.get(name)).target.digest === target.digest;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      await this.#putRecord(name, target);
+      if (digestName !== name) await this.#putRecord(digestName, target);
+      succeeded = true;
+      emit({ status: `Digest: ${top.digest}` });
+      emit({
+        status: upToDate
+          ? `Status: Image is up to date for ${familiarName(ref)}`
+          : `Status: Downloaded newer image for ${familiarName(ref)}`,
+      });
+      return { name, digest: top.digest, id: manifest.config.digest };
+    } finally {
+      if (succeeded) {
+        await this.#client.leases.delete(lease.id).catch((err) =>
+          this.#log(`deleting lease ${lease.id}: ${messageOf(err)}`)
+        );
+      } else {
+        // Kept until it expires: the complete blobs and layers of a failed pull are reused by
+        // the next attempt instead of being collected.
+        this.#log(`pull of ${s} failed; its lease ${lease.id} keeps what was complete`);
+      }
+    }
+  }
+
+  /**
+   * Downloads one layer into the content store unless present, verifying size and digest as
+   * the bytes stream through. Concurrent pulls of the same blob share one download.
+   */
+  #download(
+    session: RegistrySession,
+    layer: Descriptor,
+    options: {
+      lease: { id: string };
+      emit: (msg: ProgressMessage) => void;
+      labels: Record<string, string>;
+      signal: AbortSignal;
+    },
+  ): Promise<void> {
+    const running = this.#downloads.get(layer.digest);
+    if (running) return running;
+    const task = this.#downloadOnce(session, layer, options).finally(() =>
+      this.#downloads.delete(layer.digest)
+    );
+    this.#downloads.set(layer.digest, task);
+    return task;
+  }
+
+  async #downloadOnce(
+    session: RegistrySession,
+    layer: Descriptor,
+    options: {
+      lease: { id: string };
+      emit: (msg: ProgressMessage) => void;
+      labels: Record<string, string>;
+      signal: AbortSignal;
+    },
+  ): Promise<void> {
+    const { emit, signal } = options;
+    const id = progressId(layer.digest);
+    signal.throwIfAborted();
+    if (await this.#hasContent(layer.digest)) {
+      await this.#setLabels(layer, options.labels);
+      emit({ status: "Already exists", progressDetail: {}, id });
+      return;
+    }
+    const res = await session.blob(layer.digest);
+    const hash = createHash("sha256");
+    let received = 0;
+    let reported = 0;
+    const total = layer.size;
+    const verified = async function* (chunks: AsyncIterable<Uint8Array>) {
+      for await (const chunk of chunks) {
+        received += chunk.length;
+        if (received > total) {
+          throw invalidArgument(
+            `blob ${layer.digest} is larger than the ${total} bytes its descriptor says`,
+          );
+        }
+        hash.update(chunk);
+        // A message per 512 KiB is enough for a live bar without flooding the stream.
+        if (received - reported >= 512 * 1024 || received === total) {
+          reported = received;
+          emit(progressMessage("Downloading", id, { current: received, total }));
+        }
+        yield chunk;
+      }
+      if (received !== total) {
+        throw invalidArgument(
+          `blob ${layer.digest} is truncated: ${received} of ${total} bytes arrived`,
+        );
+      }
+      emit({ status: "Verifying Checksum", progressDetail: {}, id });
+      const digest = `sha256:${hash.digest("hex")}`;
+      if (digest !== layer.digest) {
+        throw invalidArgument(
+          `blob ${layer.digest} failed verification: the registry sent content with digest ${digest}`,
+        );
+      }
+    };
+    await this.#client.content.write(`pouch-pull-${layer.digest}`, verified(session.body(res)), {
+      expected: layer.digest,
+      size: layer.size,
+      labels: options.labels,
+      lease: options.lease.id,
+      signal,
+    });
+    emit({ status: "Download complete", progressDetail: {}, id });
+  }
+
+  // --- push -----------------------------------------------------------------------------------
+
+  /**
+   * Pushes a named image to its registry: each blob the repository lacks is uploaded (or
+   * mounted from another repository of the same registry that it came from), then the config,
+   * then the manifest under the tag. Answers the manifest's digest and size.
+   */
+  async push(s: string, options: PushOptions = {}): Promise<PushResult> {
+    const ref = withDefaultTag(parseReference(s));
+    if (ref.tag === undefined) throw invalidArgument("push needs a tag, not a digest reference");
+    const name = formatReference(ref);
+    let record: ImageRecord;
+    try {
+      record = await this.#client.images.get(name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      throw notFound(
+        `An image does not exist locally with the tag: ${familiarName({ ...ref, tag: undefined })}`,
+      );
+    }
+    const emit = options.onProgress ?? (() => {});
+    const info = await this.#targetInfo(record.target);
+    const session = this.#registry.session(ref.domain, ref.path, {
+      auth: options.auth,
+      push: true,
+      signal: options.signal,
+    });
+    options.onResolved?.();
+    emit({
+      status: `The push refers to repository [${familiarName({ ...ref, tag: undefined })}]`,
+    });
+    // Docker lists the layers top first.
+    const layers = [...info.layers].reverse();
+    for (const layer of layers) {
+      emit({ status: "Preparing", progressDetail: {}, id: progressId(layer.digest) });
+    }
+    const limit = limiter(PULL_CONCURRENCY);
+    const results = await Promise.allSettled(
+      layers.map((layer) => limit(() => this.#pushBlob(session, layer, emit))),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const configDesc: Descriptor = {
+      mediaType: MediaType.dockerConfig,
+      digest: info.configDigest,
+      size: (await this.#client.content.info(info.configDigest)).size,
+    };
+    await this.#pushBlob(session, configDesc, undefined);
+    const manifestBytes = await this.#client.content.readAll(info.manifest.digest);
+    await session.putManifest(ref.tag, manifestBytes, info.manifest.mediaType);
+    const result = { tag: ref.tag, digest: info.manifest.digest, size: manifestBytes.length };
+    emit({ status: `${ref.tag}: digest: ${result.digest} size: ${result.size}` });
+    emit({
+      progressDetail: {},
+      aux: { Tag: result.tag, Digest: result.digest, Size: result.size },
+    });
+    // The image now also comes from this repository: a later push elsewhere may mount from it.
+    const digestName = formatReference({ ...ref, tag: undefined, digest: info.manifest.digest });
+    await this.#putRecord(digestName, info.manifest).catch((err) =>
+      this.#log(`recording ${digestName}: ${messageOf(err)}`)
+    );
+    return result;
+  }
+
+  /** Uploads one blob unless the repository has it; mounts it when it came from a sibling. */
+  async #pushBlob(
+    session: RegistrySession,
+    desc: Descriptor,
+    emit: ((msg: ProgressMessage) => void) | undefined,
+  ): Promise<void> {
+    const id = progressId(desc.digest);
+    if (await session.hasBlob(desc.digest)) {
+      emit?.({ status: "Layer already exists", progressDetail: {}, id });
+      return;
+    }
+    const label = `${LABEL_DISTRIBUTION_SOURCE}.${session.domain}`;
+    const info = await this.#client.content.info(desc.digest);
+    const sources = (info.labels[label] ?? "").split(",").filter((r) =>
+      r !== "" && r !== session.repository
+    );
+    let location: string | undefined;
+    for (const from of sources.slice(0, 3)) {
+      const answer = await session.startUpload({ digest: desc.digest, mountFrom: from });
+      if (answer === "mounted") {
+        emit?.({ status: `Mounted from ${from}`, progressDetail: {}, id });
+        await this.#addSource(info, label, session.repository);
+        return;
+      }
+      location = answer;
+      break;
+    }
+    location ??= await session.startUpload();
+    let sent = 0;
+    let reported = 0;
+    const chunks = this.#client.content.read(desc.digest);
+    const body = ReadableStream.from((async function* () {
+      for await (const chunk of chunks) {
+        sent += chunk.length;
+        if (sent - reported >= 512 * 1024 || sent === desc.size) {
+          reported = sent;
+          emit?.(progressMessage("Pushing", id, { current: sent, total: desc.size }));
+        }
+        yield chunk;
+      }
+    })());
+    await session.upload(location, body, { digest: desc.digest, size: desc.size });
+    emit?.({ status: "Pushed", progressDetail: {}, id });
+    await this.#addSource(info, label, session.repository);
+  }
+
+  /** Adds `repository` to a blob's distribution source label (a comma-separated list). */
+  async #addSource(info: ContentInfo, label: string, repository: string): Promise<void> {
+    const repos = (info.labels[label] ?? "").split(",").filter((r) => r !== "");
+    if (repos.includes(repository)) return;
+    await this.#setLabels(info, { [label]: [...repos, repository].join(",") }, info.labels)
+      .catch((err) => this.#log(`labelling ${info.digest}: ${messageOf(err)}`));
+  }
+
+  /** Checks credentials against a registry (`POST /auth`, `docker login`). */
+  async login(auth: AuthConfig): Promise<void> {
+    await this.#registry.login(auth);
+  }
+
+  // --- save -----------------------------------------------------------------------------------
+
+  /**
+   * A tarball of images in the format Docker 25+ saves and both `docker load` and `pouch load`
+   * read: every blob under `blobs/sha256/`, an OCI `index.json` and `oci-layout`, and the
+   * classic `manifest.json` and `repositories`. Layers are stored as they are in the content
+   * store (compressed when pulled compressed). Unknown names fail before any byte is sent.
+   */
+  async save(names: string[]): Promise<ReadableStream<Uint8Array>> {
+    if (names.length === 0) throw invalidArgument("save needs at least one image name");
+    const groups = await this.#groups();
+    const blobs = new Map<string, Descriptor>();
+    const index: IndexEntry[] = [];
+    const manifests: Array<{ Config: string; RepoTags: string[]; Layers: string[] }> = [];
+    const repositories: Record<string, Record<string, string>> = {};
+    for (const s of names) {
+      const { group, name } = await this.#find(s, groups);
+      const record = group.records.find((r) => r.name === name) ?? group.primary;
+      const info = await this.#targetInfo(record.target);
+      const tags = name !== undefined && parseReference(name).tag !== undefined
+        ? [familiarName(name)]
+        : [];
+      const path = (digest: string) => `blobs/sha256/${digest.replace(/^sha256:/, "")}`;
+      for (const layer of info.layers) blobs.set(layer.digest, layer);
+      blobs.set(info.configDigest, {
+        mediaType: MediaType.dockerConfig,
+        digest: info.configDigest,
+        size: 0,
+      });
+      blobs.set(info.manifest.digest, info.manifest);
+      const annotations: Record<string, string> = {};
+      if (name !== undefined && tags.length > 0) {
+        annotations[ANNOTATION_IMAGE_NAME] = name;
+        annotations[ANNOTATION_REF_NAME] = parseReference(name).tag!;
+      }
+      index.push({ ...info.manifest, annotations });
+      manifests.push({
+        Config: path(info.configDigest),
+        RepoTags: tags,
+        Layers: info.layers.map((l) => path(l.digest)),
+      });
+      for (const tag of tags) {
+        const ref = parseReference(tag);
+        const repo = familiarName({ ...ref, tag: undefined });
+        const top = info.layers[info.layers.length - 1];
+        (repositories[repo] ??= {})[ref.tag!] = top ? top.digest.replace(/^sha256:/, "") : "";
+      }
+    }
+    const client = this.#client;
+    const sizes = new Map<string, number>();
+    for (const digest of blobs.keys()) sizes.set(digest, (await client.content.info(digest)).size);
+    const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    async function* entries(): AsyncGenerator<TarInput> {
+      yield { header: { name: "blobs/", type: "directory" } };
+      yield { header: { name: "blobs/sha256/", type: "directory" } };
+      for (const digest of blobs.keys()) {
+        yield {
+          header: { name: `blobs/sha256/${digest.slice(7)}`, size: sizes.get(digest)! },
+          body: ReadableStream.from(client.content.read(digest)),
+        };
+      }
+      yield {
+        header: { name: "index.json" },
+        body: json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: index }),
+      };
+      yield { header: { name: "manifest.json" }, body: json(manifests) };
+      yield { header: { name: "oci-layout" }, body: json({ imageLayoutVersion: "1.0.0" }) };
+      if (Object.keys(repositories).length > 0) {
+        yield { header: { name: "repositories" }, body: json(repositories) };
+      }
+    }
+    return tarStream(entries());
+  }
+
   // --- queries --------------------------------------------------------------------------------
 
   /** Images in the shape of Docker's `GET /images/json`, newest first. */
@@ -1207,11 +1759,14 @@ export class ImageManager {
           } is using its referenced image ${shortId(id)}`,
         );
       }
-      if (named.some((n) => n !== name)) {
-        await this.#deleteRecord(name, false);
-        return [{ Untagged: familiarName(name) }];
+      // Docker: when the last tag of a repository goes, that repository's digest names
+      // (`repo@sha256:...`, recorded by pulls and pushes) go with it.
+      const goes = [name, ...sameRepoDigestNames(name, named)];
+      if (named.some((n) => !goes.includes(n))) {
+        for (const n of goes) await this.#deleteRecord(n, false);
+        return goes.map((n) => ({ Untagged: familiarName(n) }));
       }
-      untag = [name];
+      untag = goes;
     } else {
       if (!force) {
         if (named.length > 0 && !isSingleReference(named)) {
@@ -1571,6 +2126,56 @@ export class ImageManager {
 // ---------------------------------------------------------------------------------------------
 // Helpers of the manager
 
+/**
+ * The entry of an index to pull for `platform`: same OS and architecture, the same variant
+ * when both name one (an entry without a variant fits any), never an attestation manifest
+ * (`unknown/unknown`). Entries without a platform are taken only when nothing matches.
+ */
+export function selectManifest(
+  entries: IndexEntry[],
+  platform: { os: string; architecture: string; variant?: string },
+): IndexEntry | undefined {
+  const candidates = entries.filter((e) =>
+    MANIFEST_TYPES.includes(e.mediaType) && e.platform !== undefined &&
+    e.platform.os === platform.os && e.platform.architecture === platform.architecture &&
+    (!platform.variant || !e.platform.variant || e.platform.variant === platform.variant)
+  );
+  // An exact variant match beats an entry that names none.
+  const exact = candidates.find((e) => e.platform?.variant === platform.variant);
+  return exact ?? candidates[0] ??
+    entries.find((e) => MANIFEST_TYPES.includes(e.mediaType) && e.platform === undefined);
+}
+
+/** `linux/amd64`, `linux/arm/v7`. */
+function formatPlatform(p: { os: string; architecture: string; variant?: string }): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
+}
+
+/** Parses JSON a registry sent; a registry's garbage is an InvalidArgument error. */
+function parseRegistryJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch (err) {
+    throw invalidArgument(`${what} from the registry is not valid JSON`, err);
+  }
+}
+
+/** Runs at most `n` of the tasks given to the returned function at once, in call order. */
+function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: Array<() => void> = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (running >= n) await new Promise<void>((resolve) => queue.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      queue.shift()?.();
+    }
+  };
+}
+
 /** A descriptor without fields (platform, urls) containerd's image target does not take. */
 function descriptorOf(desc: Descriptor): Descriptor {
   const out: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
@@ -1629,6 +2234,21 @@ function isSingleReference(names: string[]): boolean {
   const single = tagged[0] ?? refs[0]!;
   const digestRepos = new Set(refs.filter((r) => r.digest !== undefined).map(repositoryOf));
   return digestRepos.size === 1 && digestRepos.has(repositoryOf(single));
+}
+
+/**
+ * The digest names of `name`'s repository among `names`, when `name` is a tag and no other tag
+ * of that repository is among them.
+ */
+function sameRepoDigestNames(name: string, names: string[]): string[] {
+  const ref = parseReference(name);
+  if (ref.digest !== undefined) return [];
+  const repo = repositoryOf(ref);
+  const others = names.map((n) => ({ n, r: parseReference(n) })).filter(({ n, r }) =>
+    n !== name && repositoryOf(r) === repo
+  );
+  if (others.some(({ r }) => r.digest === undefined)) return [];
+  return others.map(({ n }) => n);
 }
 
 function namesOfGroup(group: ImageGroup): { repoTags: string[]; repoDigests: string[] } {

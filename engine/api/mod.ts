@@ -9,7 +9,7 @@ import { messageOf, statusOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { containerRoutes, type ContainersBackend } from "./containers.ts";
 import type { ApiEnv } from "./http.ts";
-import { imageRoutes, type ImagesBackend } from "./images.ts";
+import { authRoutes, imageRoutes, type ImagesBackend } from "./images.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
 
 export { API_VERSION, MIN_API_VERSION } from "./system.ts";
@@ -30,6 +30,7 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   api.route("/", systemRoutes(backend.system));
   api.route("/containers", containerRoutes(backend.containers));
   api.route("/images", imageRoutes(backend.images));
+  api.route("/", authRoutes(backend.images));
 
   const app = new Hono<ApiEnv>();
   app.route("/:version{v[0-9]+\\.[0-9]+}", api);
