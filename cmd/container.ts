@@ -75,7 +75,7 @@ function withDefaultTag(image: string): string {
 }
 
 async function createContainer(ctx: CommandContext, req: CreateRequest): Promise<string> {
-  try {
+  const create = async () => {
     const created = await ctx.client.json<{ Id: string; Warnings?: string[] | null }>(
       "POST",
       "/containers/create",
@@ -83,20 +83,19 @@ async function createContainer(ctx: CommandContext, req: CreateRequest): Promise
     );
     for (const warning of created.Warnings ?? []) await err(ctx, `WARNING: ${warning}\n`);
     return created.Id;
+  };
+  try {
+    return await create();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404 && /no such image/i.test(error.message)) {
-      // Docker's run and create pull a missing image, showing the progress on stderr.
-      await err(ctx, `Unable to find image '${withDefaultTag(req.image)}' locally\n`);
-      await pullImage(ctx, req.image, { toStderr: true });
-      const created = await ctx.client.json<{ Id: string; Warnings?: string[] | null }>(
-        "POST",
-        "/containers/create",
-        { query: { name: req.name }, json: req.body },
-      );
-      for (const warning of created.Warnings ?? []) await err(ctx, `WARNING: ${warning}\n`);
-      return created.Id;
+    if (
+      !(error instanceof ApiError && error.status === 404 && /no such image/i.test(error.message))
+    ) {
+      throw error;
     }
-    throw error;
+    // Docker's run and create pull a missing image, showing the progress on stderr.
+    await err(ctx, `Unable to find image '${withDefaultTag(req.image)}' locally\n`);
+    await pullImage(ctx, req.image, { toStderr: true });
+    return await create();
   }
 }
 
