@@ -65,7 +65,12 @@ async function withSnapshotDir<T>(
   fn: (dir: string) => Promise<T>,
 ): Promise<T> {
   const key = `test-view-${crypto.randomUUID()}`;
-  const mounts: Mount[] = await client.snapshots.view(SNAPSHOTTER, key, { parent: chainId });
+  // Unreferenced snapshots are garbage: a lease keeps the view while the test looks at it.
+  const lease = await client.leases.create();
+  const mounts: Mount[] = await client.snapshots.view(SNAPSHOTTER, key, {
+    parent: chainId,
+    lease: lease.id,
+  });
   try {
     const mount = mounts[0]!;
     // A view of one layer is a read-only bind mount; of several, an overlay of lowerdirs.
@@ -74,7 +79,8 @@ async function withSnapshotDir<T>(
       : mount.options.find((o) => o.startsWith("lowerdir="))!.slice(9).split(":")[0]!;
     return await fn(dir);
   } finally {
-    await client.snapshots.remove(SNAPSHOTTER, key);
+    await client.snapshots.remove(SNAPSHOTTER, key).catch(() => {});
+    await client.leases.delete(lease.id);
   }
 }
 
