@@ -260,6 +260,11 @@ export interface Containerd {
       options?: { id?: string; labels?: Record<string, string>; expireSeconds?: number },
     ): Promise<{ id: string }>;
     delete(id: string, options?: { sync?: boolean }): Promise<void>;
+    /**
+     * Puts an existing object under the lease (`type` as containerd names it: `content`,
+     * `snapshots/overlayfs`), so that the garbage collector keeps it while the lease lives.
+     */
+    addResource(id: string, resource: { id: string; type: string }): Promise<void>;
   };
 
   events: {
@@ -1341,6 +1346,9 @@ function leasesService(c: Connection): Containerd["leases"] {
     },
     async delete(id, options = {}) {
       await c.unary(LEASES, "Delete", { id, sync: options.sync ?? false });
+    },
+    async addResource(id, resource) {
+      await c.unary(LEASES, "AddResource", { id, resource });
     },
   };
 }

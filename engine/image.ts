@@ -1947,18 +1947,18 @@ export class ImageManager {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    if (existing === undefined) {
-      const data = source instanceof Uint8Array ? source : fileChunks(source.tmp);
-      await this.#client.content.write(`pouch-${desc.digest}`, data, {
-        expected: desc.digest,
-        size: desc.size,
-        labels,
-        lease,
-      });
-      return;
-    }
-    // The blob was there already (another image shares it): a write would not set labels.
-    await this.#setLabels(desc, labels, existing);
+    // Written even when present: for a blob that exists, containerd only adds it to the lease
+    // (and answers ALREADY_EXISTS), which keeps the garbage collector from taking a blob that
+    // nothing referenced yet (left by an image removed a moment ago) before our manifest does.
+    const data = source instanceof Uint8Array ? source : fileChunks(source.tmp);
+    await this.#client.content.write(`pouch-${desc.digest}`, data, {
+      expected: desc.digest,
+      size: desc.size,
+      labels,
+      lease,
+    });
+    // The blob was there already (another image shares it): the write did not set labels.
+    if (existing !== undefined) await this.#setLabels(desc, labels, existing);
   }
 
   async #setLabels(
@@ -1998,7 +1998,14 @@ export class ImageManager {
     let parent: string | undefined;
     for (const [i, layer] of image.layers.entries()) {
       const chainId = chain[i]!;
-      if (!(await this.#snapshotExists(chainId))) {
+      if (await this.#snapshotExists(chainId)) {
+        // A present snapshot may be unreferenced (its image was just removed): the lease keeps
+        // the garbage collector off it until this image's config references it.
+        await this.#client.leases.addResource(lease, {
+          id: chainId,
+          type: `snapshots/${this.#snapshotter}`,
+        });
+      } else {
         await this.#applyLayer({ layer, chainId, diffId: diffIds[i]!, parent, lease });
       }
       parent = chainId;
