@@ -287,7 +287,14 @@ const loadCommand: Command = {
       await out(ctx, await new Response(res.body).text());
       return 0;
     }
-    return await printMessages(ctx, res.body, { quiet });
+    // Per-layer bars in a terminal, plain lines otherwise, as pull and push show them.
+    const display = new ProgressDisplay(ctx.stdout, { tty: !quiet && stdoutIsTerminal(ctx) });
+    const failure = await showMessages(res.body, display);
+    if (failure !== undefined) {
+      await err(ctx, `Error: ${failure}\n`);
+      return 1;
+    }
+    return 0;
   },
 };
 

@@ -144,22 +144,66 @@ export function messageLine(msg: JsonMessage): string {
   return `${prefix}${msg.status ?? ""}${msg.progress ? " " + msg.progress : ""}`;
 }
 
+/** What the live display knows of one layer. */
+interface LayerLine {
+  /** Row in the block, from the top. */
+  row: number;
+  /** Whether this is a layer (not the `latest: Pulling from ...` line). */
+  layer: boolean;
+  done: boolean;
+  current: number;
+  total: number;
+  /** When its first byte count arrived (ms) and what it said, for its speed. */
+  started?: number;
+  startBytes: number;
+}
+
+/** Statuses that end a layer's work. */
+const DONE =
+  /^(Pull complete|Already exists|Pushed|Layer already exists|Mounted from|Load complete)/;
+
+/** `1.5MB`, `820kB`: decimal units, as Docker's bars count. */
+export function humanSize(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0
+    ? `${value}B`
+    : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)}${units[unit]}`;
+}
+
+/** Options of {@link ProgressDisplay}. */
+export interface ProgressDisplayOptions {
+  /** The live form (a terminal) or plain lines. */
+  tty: boolean;
+  /** The clock for speeds, in ms; `performance.now` by default. */
+  now?: () => number;
+}
+
 /**
- * Renders progress messages. In a terminal each layer keeps one line that is redrawn in
- * place (cursor up, clear line); elsewhere each status is a plain line and the byte counts
- * of `Downloading`/`Pushing` are left out, as Docker's CLI does.
+ * Renders progress messages. In a terminal each layer keeps one line that is redrawn in place
+ * (cursor up, clear line): its state, Docker's bar with the bytes done and due, and its speed;
+ * below them a summary line (layers complete, bytes, overall speed, elapsed time) that stays
+ * when the block ends. Elsewhere each status is a plain line and the byte counts of
+ * `Downloading`/`Pushing` are left out, as Docker's CLI does.
  */
 export class ProgressDisplay {
   #writer: Writer;
   #tty: boolean;
-  /** Layer id -> its line, counted from the top of the block. */
-  #lines = new Map<string, number>();
-  #count = 0;
+  #now: () => number;
+  #lines = new Map<string, LayerLine>();
+  /** When the current block's first line was drawn. */
+  #started = 0;
 
-  /** A display writing to `writer`; `tty` selects the live form. */
-  constructor(writer: Writer, options: { tty: boolean }) {
+  /** A display writing to `writer`. */
+  constructor(writer: Writer, options: ProgressDisplayOptions) {
     this.#writer = writer;
     this.#tty = options.tty;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Shows one message. */
@@ -174,22 +218,68 @@ export class ProgressDisplay {
       await writeAll(this.#writer, messageLine(msg) + "\n");
       return;
     }
-    const line = messageLine(msg);
     if (!msg.id) {
-      await writeAll(this.#writer, line + "\n");
-      // A line without an id ends the block of layer lines.
+      // A line without an id ends the block; its summary line stays above it.
       this.#lines.clear();
-      this.#count = 0;
+      await writeAll(this.#writer, messageLine(msg) + "\n");
       return;
     }
-    const at = this.#lines.get(msg.id);
-    if (at === undefined) {
-      this.#lines.set(msg.id, this.#count++);
-      await writeAll(this.#writer, `\x1b[2K\r${line}\n`);
-      return;
+    const now = this.#now();
+    let line = this.#lines.get(msg.id);
+    const isNew = line === undefined;
+    if (line === undefined) {
+      if (this.#lines.size === 0) this.#started = now;
+      line = {
+        row: this.#lines.size,
+        layer: !msg.status.startsWith("Pulling from"),
+        done: false,
+        current: 0,
+        total: 0,
+        startBytes: 0,
+      };
+      this.#lines.set(msg.id, line);
     }
-    const up = this.#count - at;
-    await writeAll(this.#writer, `\x1b[${up}A\x1b[2K\r${line}\x1b[${up}B\r`);
+    const detail = msg.progressDetail;
+    if (detail?.current !== undefined) {
+      if (line.started === undefined) {
+        line.started = now;
+        line.startBytes = detail.current;
+      }
+      line.current = detail.current;
+      if (detail.total) line.total = detail.total;
+    }
+    line.done = DONE.test(msg.status);
+    let text = messageLine(msg);
+    if (detail?.current !== undefined && line.started !== undefined && now > line.started) {
+      const rate = (line.current - line.startBytes) / ((now - line.started) / 1000);
+      text += `  ${humanSize(Math.round(rate))}/s`;
+    }
+    const summary = this.#summary(now);
+    const count = this.#lines.size;
+    // The cursor sits below the summary line, which is the block's last row.
+    let seq: string;
+    if (isNew) {
+      const up = count > 1 ? "\x1b[1A" : "";
+      seq = `${up}\x1b[2K\r${text}\n\x1b[2K\r${summary}\n`;
+    } else {
+      const up = count + 1 - line.row;
+      seq = `\x1b[${up}A\x1b[2K\r${text}\x1b[${up}B\r\x1b[1A\x1b[2K\r${summary}\n`;
+    }
+    await writeAll(this.#writer, seq);
+  }
+
+  /** `2/4 layers complete, 12.3MB/45.6MB, 25.1MB/s, 1.5s`. */
+  #summary(now: number): string {
+    const layers = [...this.#lines.values()].filter((l) => l.layer);
+    const done = layers.filter((l) => l.done).length;
+    const current = layers.reduce((sum, l) => sum + l.current, 0);
+    const total = layers.reduce((sum, l) => sum + l.total, 0);
+    const seconds = (now - this.#started) / 1000;
+    const parts = [`${done}/${layers.length} layers complete`];
+    if (total > 0) parts.push(`${humanSize(current)}/${humanSize(total)}`);
+    if (current > 0 && seconds > 0) parts.push(`${humanSize(Math.round(current / seconds))}/s`);
+    parts.push(`${seconds.toFixed(1)}s`);
+    return parts.join(", ");
   }
 }
 

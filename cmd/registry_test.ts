@@ -69,20 +69,43 @@ Deno.test("ProgressDisplay prints plain lines without the byte counts off a term
   );
 });
 
-Deno.test("ProgressDisplay redraws a layer's line in place in a terminal", async () => {
+Deno.test("ProgressDisplay redraws a layer's line in place in a terminal, with a summary", async () => {
   const out = new BufferWriter();
-  const display = new ProgressDisplay(out, { tty: true });
+  let clock = 1000;
+  const display = new ProgressDisplay(out, { tty: true, now: () => clock });
   await display.show({ status: "Pulling fs layer", id: "a" });
   await display.show({ status: "Pulling fs layer", id: "b" });
+  clock = 1500;
   await display.show({
     status: "Downloading",
     id: "a",
     progress: "[=>]",
-    progressDetail: { current: 1 },
+    progressDetail: { current: 1_000_000, total: 4_000_000 },
   });
+  clock = 2000;
+  await display.show({
+    status: "Downloading",
+    id: "a",
+    progress: "[==>]",
+    progressDetail: { current: 2_000_000, total: 4_000_000 },
+  });
+  await display.show({ status: "Pull complete", id: "b" });
+  await display.show({ status: "Digest: sha256:1" });
+  const clear = "\x1b[2K\r";
   assert.equal(
     out.text(),
-    "\x1b[2K\ra: Pulling fs layer\n\x1b[2K\rb: Pulling fs layer\n\x1b[2A\x1b[2K\ra: Downloading [=>]\x1b[2B\r",
+    // a new layer: its line, then the summary below it
+    `${clear}a: Pulling fs layer\n${clear}0/1 layers complete, 0.0s\n` +
+      // another: up over the summary, the layer, the summary again
+      `\x1b[1A${clear}b: Pulling fs layer\n${clear}0/2 layers complete, 0.0s\n` +
+      // an update: up to the layer's row and back, then the summary redrawn
+      `\x1b[3A${clear}a: Downloading [=>]\x1b[3B\r\x1b[1A${clear}` +
+      `0/2 layers complete, 1.00MB/4.00MB, 2.00MB/s, 0.5s\n` +
+      `\x1b[3A${clear}a: Downloading [==>]  2.00MB/s\x1b[3B\r\x1b[1A${clear}` +
+      `0/2 layers complete, 2.00MB/4.00MB, 2.00MB/s, 1.0s\n` +
+      `\x1b[2A${clear}b: Pull complete\x1b[2B\r\x1b[1A${clear}` +
+      `1/2 layers complete, 2.00MB/4.00MB, 2.00MB/s, 1.0s\n` +
+      "Digest: sha256:1\n",
   );
   assert.equal(messageLine({ status: "Pushed", id: "a" }), "a: Pushed");
 });

@@ -214,8 +214,13 @@ export interface ResolvedImage {
 
 /** Options of {@link ImageManager.load}. */
 export interface LoadOptions {
-  /** Called with progress lines (`Loading layer ...`, `Loaded image: ...`). */
+  /** Called with progress lines (an older image losing its name to a loaded one). */
   onProgress?: (msg: string) => void;
+  /**
+   * Called with each layer's progress as it is written into containerd, as Docker's JSON
+   * messages: `Loading layer` (with byte counts), then `Load complete`.
+   */
+  onLayerProgress?: (msg: ProgressMessage) => void;
 }
 
 /** Options of {@link ImageManager.import}. */
@@ -791,6 +796,7 @@ export class ImageManager {
    */
   async load(stream: ReadableStream<Uint8Array>, options: LoadOptions = {}): Promise<string[]> {
     const progress = options.onProgress ?? (() => {});
+    const layerProgress = options.onLayerProgress ?? (() => {});
     await using staging = await Staging.create(this.#tempDir);
     for await (const entry of readTar(stream)) {
       const path = cleanPath(entry.name);
@@ -820,10 +826,17 @@ export class ImageManager {
       // leaves only leased objects, which GC reclaims.
       for (const plan of plans) {
         for (const blob of plan.blobs) {
-          if (isLayerType(blob.desc.mediaType)) {
-            progress(`Loading layer ${shortId(blob.desc.digest)}`);
+          if (!isLayerType(blob.desc.mediaType)) {
+            await this.#writeBlob(blob, lease);
+            continue;
           }
-          await this.#writeBlob(blob, lease);
+          const id = progressId(blob.desc.digest);
+          const total = blob.desc.size;
+          layerProgress({ status: "Loading layer", progressDetail: {}, id });
+          await this.#writeBlob(blob, lease, (current) => {
+            layerProgress(progressMessage("Loading layer", id, { current, total }));
+          });
+          layerProgress({ status: "Load complete", progressDetail: {}, id });
         }
         await this.#unpackArchived(plan, lease);
       }
@@ -1939,7 +1952,12 @@ export class ImageManager {
   }
 
   /** Writes a blob unless present, and makes sure it carries `labels`. */
-  async #writeBlob(blob: PlannedBlob, lease: string): Promise<void> {
+  /** Writes a blob into containerd; `onBytes` hears how much was written, every 512 KiB. */
+  async #writeBlob(
+    blob: PlannedBlob,
+    lease: string,
+    onBytes?: (written: number) => void,
+  ): Promise<void> {
     const { desc, source, labels } = blob;
     let existing: Record<string, string> | undefined;
     try {
@@ -1950,7 +1968,8 @@ export class ImageManager {
     // Written even when present: for a blob that exists, containerd only adds it to the lease
     // (and answers ALREADY_EXISTS), which keeps the garbage collector from taking a blob that
     // nothing referenced yet (left by an image removed a moment ago) before our manifest does.
-    const data = source instanceof Uint8Array ? source : fileChunks(source.tmp);
+    const chunks = source instanceof Uint8Array ? source : fileChunks(source.tmp);
+    const data = onBytes && !(chunks instanceof Uint8Array) ? countBytes(chunks, onBytes) : chunks;
     await this.#client.content.write(`pouch-${desc.digest}`, data, {
       expected: desc.digest,
       size: desc.size,
@@ -2277,6 +2296,24 @@ function labelMatches(labels: Record<string, string>, filter: string): boolean {
   const eq = filter.indexOf("=");
   if (eq < 0) return filter in labels;
   return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+}
+
+/** Passes chunks through, telling `report` the running total every 512 KiB and at the end. */
+async function* countBytes(
+  chunks: AsyncIterable<Uint8Array>,
+  report: (written: number) => void,
+): AsyncIterable<Uint8Array> {
+  let written = 0;
+  let reported = 0;
+  for await (const chunk of chunks) {
+    written += chunk.length;
+    if (written - reported >= 512 * 1024) {
+      reported = written;
+      report(written);
+    }
+    yield chunk;
+  }
+  if (written !== reported) report(written);
 }
 
 async function* fileChunks(path: string): AsyncIterable<Uint8Array> {

@@ -113,12 +113,13 @@ Deno.test("ImageManager loads, lists, resolves, imports, tags and removes images
   }
 
   await t.step("load() reads a docker-save archive", async () => {
-    const progress: string[] = [];
+    const progress: Array<{ status?: string }> = [];
     const loaded = await images.load(await fileStream(archives.dockerSave), {
-      onProgress: (m) => progress.push(m),
+      onLayerProgress: (m) => progress.push(m),
     });
     assert.deepEqual(loaded, ["Loaded image: busybox:latest"]);
-    assert.ok(progress.some((m) => m.startsWith("Loading layer")));
+    assert.equal(progress[0]?.status, "Loading layer");
+    assert.equal(progress.at(-1)?.status, "Load complete");
     const record = await client.images.get("docker.io/library/busybox:latest");
     assert.equal(record.target.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
   });

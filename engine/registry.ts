@@ -8,6 +8,9 @@
  * the registry itself. A mirror is asked for the same repository path (`library/busybox` for
  * Docker Hub's official images), without the user's credentials. An insecure registry (listed,
  * or on a loopback address, as Docker treats them) is tried over HTTPS and then plain HTTP.
+ * For a listed one, HTTPS skips certificate verification as Docker's does (see `_tls_relay.ts`);
+ * a loopback one that is not listed gets no such exception, so a registry with a certificate the
+ * host does not trust must be listed explicitly.
  *
  * @module
  */
@@ -21,6 +24,7 @@ import {
   unavailable,
 } from "./errors.ts";
 import { DEFAULT_DOMAIN } from "./reference.ts";
+import { TlsRelay } from "./_tls_relay.ts";
 
 /** The host Docker Hub's API is served from. */
 export const DOCKER_HUB_HOST = "registry-1.docker.io";
@@ -31,6 +35,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Largest manifest or index accepted (distribution refuses more than 4 MiB too). */
 export const MAX_MANIFEST_SIZE = 4 << 20;
+/** Redirects a relayed request follows (fetch's own limit is 20; registries use one). */
+const MAX_REDIRECTS = 10;
 /** How long a token lives when the token server does not say (the spec's default). */
 const DEFAULT_TOKEN_SECONDS = 60;
 
@@ -197,7 +203,10 @@ export interface Endpoint {
 export interface RegistryConfig {
   /** Registry host (`docker.io`, `HOST:PORT`) -> mirror URLs, tried in order. */
   mirrors?: Record<string, string[]>;
-  /** Hosts served over plain HTTP or with untrusted TLS. Loopback hosts always are. */
+  /**
+   * Hosts served over plain HTTP or with untrusted TLS. Loopback hosts are tried over plain
+   * HTTP too, but only listed hosts have their TLS certificate accepted unverified.
+   */
   insecure?: string[];
 }
 
@@ -276,6 +285,8 @@ export function formatProgress(current: number, total: number): string {
 
 /** A message of Docker's JSON progress stream. */
 export interface ProgressMessage {
+  /** Text to print as it is (`Loaded image: busybox:latest\n`). */
+  stream?: string;
   status?: string;
   id?: string;
   progressDetail?: { current?: number; total?: number };
@@ -341,6 +352,8 @@ export class RegistryClient {
   #log: (msg: string) => void;
   #tokens = new Map<string, CachedToken>();
   #challenges = new Map<string, Challenge>();
+  /** Listed insecure host -> the relay that carries its HTTPS without verification. */
+  #relays = new Map<string, Promise<TlsRelay>>();
 
   /** A client with the daemon's registry settings. */
   constructor(options: RegistryClientOptions = {}) {
@@ -351,10 +364,13 @@ export class RegistryClient {
     this.#log = options.log ?? (() => {});
   }
 
-  /** Closes the proxy's HTTP client, if one was made. */
-  close(): void {
+  /** Closes the proxy's HTTP client and the TLS relays, if any were made. */
+  async close(): Promise<void> {
     this.#proxyClient?.close();
     this.#proxyClient = undefined;
+    const relays = [...this.#relays.values()];
+    this.#relays.clear();
+    for (const relay of relays) await (await relay.catch(() => undefined))?.close();
   }
 
   /** A session for `repository` (path inside the registry) on registry `domain`. */
@@ -374,11 +390,35 @@ export class RegistryClient {
     await session.ping();
   }
 
-  /** The HTTP client of a request: the pull proxy's for pulls when one is configured. */
-  httpClient(push: boolean): Deno.HttpClient | undefined {
-    if (push || !this.#imageProxy) return undefined;
+  /**
+   * Where a request for `url` goes. An `https://` URL of a listed insecure registry becomes
+   * `http://` sent through that host's TLS relay (no certificate verification); a pull's other
+   * requests go through the pull proxy when one is configured; anything else goes directly.
+   * The relay connects to the registry directly, not through the pull proxy.
+   */
+  async route(url: string, push: boolean): Promise<Route> {
+    const parsed = new URL(url);
+    if (parsed.protocol === "https:" && this.#listedInsecure(parsed)) {
+      let relay = this.#relays.get(parsed.host);
+      if (!relay) {
+        relay = TlsRelay.start(parsed.port ? parsed.host : `${parsed.host}:443`);
+        this.#relays.set(parsed.host, relay);
+        // A relay that could not start is tried again on the next request.
+        relay.catch(() => this.#relays.delete(parsed.host));
+      }
+      const client = (await relay).client;
+      parsed.protocol = "http:";
+      return { url: parsed.toString(), client, relayed: true };
+    }
+    if (push || !this.#imageProxy) return { url, relayed: false };
     this.#proxyClient ??= Deno.createHttpClient({ proxy: { url: this.#imageProxy } });
-    return this.#proxyClient;
+    return { url, client: this.#proxyClient, relayed: false };
+  }
+
+  /** Whether the URL's host is in the insecure list (`host` or `host:443` for port 443). */
+  #listedInsecure(url: URL): boolean {
+    const insecure = this.config.insecure ?? [];
+    return insecure.includes(url.host) || (!url.port && insecure.includes(`${url.host}:443`));
   }
 
   get timeoutMs(): number {
@@ -421,6 +461,16 @@ export class RegistryClient {
   }
 }
 
+/** How a request is sent: see {@link RegistryClient.route}. */
+export interface Route {
+  /** The URL to fetch (`http://` when relayed). */
+  url: string;
+  /** The HTTP client to fetch it with; the default one when undefined. */
+  client?: Deno.HttpClient;
+  /** Whether it goes through a TLS relay (redirects are then followed by hand). */
+  relayed: boolean;
+}
+
 /** The raw answer of a manifest request, checked against its digest. */
 export interface FetchedManifest {
   bytes: Uint8Array;
@@ -437,7 +487,14 @@ interface RegistryErrorBody {
 }
 
 /** An endpoint that could not be reached (refused, TLS failure, timeout): try the next. */
-class ConnectionFailure extends Error {}
+class ConnectionFailure extends Error {
+  /** Whether the server's certificate was refused (it answered, but over TLS we distrust). */
+  readonly certificate: boolean;
+  constructor(message: string, options: { cause?: unknown; certificate?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.certificate = options.certificate ?? false;
+  }
+}
 
 /** A failure of one endpoint, with what the registry said. */
 class EndpointError extends Error {
@@ -560,6 +617,9 @@ export class RegistrySession {
     failures: Array<{ endpoint: Endpoint; err: unknown }>,
   ): Error {
     const origin = failures.filter((f) => !f.endpoint.mirror);
+    // A refused certificate says most: the plain HTTP attempt after it only meets a TLS port.
+    const distrusted = origin.find((f) => f.err instanceof ConnectionFailure && f.err.certificate);
+    if (distrusted) return unavailable(`registry ${this.domain}: ${messageOf(distrusted.err)}`);
     // An answer from the registry beats a connection failure of its other scheme.
     const answered = origin.find((f) => !(f.err instanceof ConnectionFailure));
     const name = `${this.domain === DEFAULT_DOMAIN ? "" : this.domain + "/"}${
@@ -877,7 +937,10 @@ export class RegistrySession {
     return { token, expiresIn: body.expires_in || DEFAULT_TOKEN_SECONDS };
   }
 
-  /** fetch with the session's signal, the response-head timeout and the pull proxy. */
+  /**
+   * fetch with the session's signal, the response-head timeout, the pull proxy and the TLS
+   * relay of a listed insecure registry (see {@link RegistryClient.route}).
+   */
   async #fetch(
     url: string,
     init: { method: string; headers: Record<string, string>; body?: BodyInit | null },
@@ -887,24 +950,48 @@ export class RegistrySession {
     const onAbort = () => controller.abort(this.#signal?.reason ?? timeout.reason);
     this.#signal?.addEventListener("abort", onAbort, { once: true });
     timeout.addEventListener("abort", onAbort, { once: true });
+    let target = url;
+    let request = init;
     try {
-      const client = this.#client.httpClient(this.#push);
-      return await fetch(url, {
-        ...init,
-        signal: controller.signal,
-        redirect: "follow",
-        ...(client ? { client } : {}),
-        ...(init.body instanceof ReadableStream ? { duplex: "half" } : {}),
-      } as RequestInit);
+      // A relayed request follows redirects itself: each hop is routed again, since a
+      // redirect may leave the insecure host (a storage backend) and must not be relayed.
+      for (let hop = 0;; hop++) {
+        const route = await this.#client.route(target, this.#push);
+        const res = await fetch(route.url, {
+          ...request,
+          signal: controller.signal,
+          redirect: route.relayed ? "manual" : "follow",
+          ...(route.client ? { client: route.client } : {}),
+          ...(request.body instanceof ReadableStream ? { duplex: "half" } : {}),
+        } as RequestInit);
+        const location = res.headers.get("Location");
+        const redirected = [301, 302, 303, 307, 308].includes(res.status) && location !== null;
+        if (!route.relayed || !redirected || hop >= MAX_REDIRECTS) return res;
+        if (request.body instanceof ReadableStream) return res; // not replayable
+        await res.body?.cancel();
+        const next = new URL(location!, target);
+        const headers = { ...request.headers };
+        if (next.origin !== new URL(target).origin) delete headers.Authorization;
+        const toGet = res.status === 303 || (res.status <= 302 && request.method === "POST");
+        request = toGet ? { method: "GET", headers } : { ...request, headers };
+        target = next.toString();
+      }
     } catch (err) {
       if (this.#signal?.aborted) throw this.#signal.reason;
       if (timeout.aborted) {
         throw new ConnectionFailure(
-          `${init.method} ${url}: no answer within ${this.#client.timeoutMs} ms`,
+          `${init.method} ${target}: no answer within ${this.#client.timeoutMs} ms`,
         );
       }
-      throw new ConnectionFailure(`${init.method} ${url}: ${connectionMessage(err)}`, {
+      const reason = connectionMessage(err);
+      const certificate = reason.startsWith("certificate");
+      const host = new URL(target).host;
+      const hint = certificate
+        ? `; add ${host} to the daemon's insecure-registries to accept it unverified`
+        : "";
+      throw new ConnectionFailure(`${init.method} ${target}: ${reason}${hint}`, {
         cause: err,
+        certificate,
       });
     } finally {
       // The head arrived (or the request failed): the timeout no longer applies, but the
@@ -914,12 +1001,19 @@ export class RegistrySession {
   }
 }
 
-/** A short reason for a failed connection: `connection refused`, `tls handshake failed`. */
+/**
+ * A short reason for a failed connection: `connection refused`, `certificate not trusted
+ * (UnknownIssuer)`, `TLS handshake failed`.
+ */
 function connectionMessage(err: unknown): string {
   // Deno's fetch says "fetch failed" and keeps the reason in its cause.
   const cause = err instanceof Error && err.cause !== undefined ? messageOf(err.cause) : "";
   const text = `${messageOf(err)} ${cause}`;
   if (/refused/i.test(text)) return "connection refused";
+  // rustls: "invalid peer certificate: UnknownIssuer", "...: Other(OtherError(CaUsedAsEndEntity))",
+  // "...: NotValidForName".
+  const peer = /invalid peer certificate: (?:Other\(OtherError\()?(\w+)/.exec(text);
+  if (peer) return `certificate not trusted (${peer[1]})`;
   if (/certificate|tls|ssl|handshake|InvalidContentType|corrupt message/i.test(text)) {
     return "TLS handshake failed";
   }

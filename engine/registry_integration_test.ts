@@ -13,6 +13,7 @@ import {
   registryRequest,
   skopeoPush,
   startFlakyProxy,
+  startForwardProxy,
   startRegistry,
   type TestRegistry,
 } from "../testdata/registry.ts";
@@ -423,6 +424,84 @@ Deno.test("mirrors of a registry that is not docker.io, and falling back", async
       await ok(daemon, ["pull", name]);
       assert.match((await origin.log()).slice(originLog), /GET \/v2\/x\/busybox\/manifests\/1/);
       assert.equal(await ok(daemon, ["run", "--rm", name, "echo", "m"]), "m\n");
+    });
+  });
+});
+
+Deno.test("an insecure registry with an untrusted certificate", async (t) => {
+  const tarball = await busyboxTarball();
+  await using registry = await startRegistry({ tls: true });
+  const host = registry.host;
+  await using daemon = await startDaemon({ config: { "insecure-registries": [host] } });
+  await withLogs(daemon, async () => {
+    await ok(daemon, ["load", "-i", tarball]);
+
+    await t.step("a listed host is pushed to and pulled from over HTTPS", async () => {
+      await ok(daemon, ["tag", "busybox", `${host}/tls/busybox:1`]);
+      const pushed = await ok(daemon, ["push", `${host}/tls/busybox:1`]);
+      assert.match(pushed, /1: digest: sha256:[0-9a-f]{64}/);
+      await ok(daemon, ["rmi", `${host}/tls/busybox:1`]);
+      const pulled = await ok(daemon, ["pull", `${host}/tls/busybox:1`]);
+      assert.match(pulled, /Downloaded newer image/);
+      assert.equal(await ok(daemon, ["run", "--rm", `${host}/tls/busybox:1`, "echo", "s"]), "s\n");
+      // The registry saw TLS: a plain HTTP request would have been refused with a 400 and
+      // would not have reached the access log. (The relay's requests are in absolute form.)
+      const log = await registry.log();
+      assert.match(log, /"PUT \S*\/v2\/tls\/busybox\/manifests\/1 HTTP/);
+      assert.match(log, /"GET \S*\/v2\/tls\/busybox\/manifests\/1 HTTP/);
+      assert.doesNotMatch(log, /TLS handshake error/);
+    });
+
+    await t.step("the same server under a name that is not listed is refused", async () => {
+      // `localhost:PORT` reaches the same registry on 127.0.0.1, but only `127.0.0.1:PORT` is
+      // listed: its certificate is verified, and fails.
+      const port = host.split(":")[1];
+      const name = `localhost:${port}/tls/busybox:1`;
+      await fails(
+        daemon,
+        ["pull", name],
+        new RegExp(
+          `https://localhost:${port}/v2/tls/busybox/manifests/1: certificate not trusted ` +
+            `\\(CaUsedAsEndEntity\\); add localhost:${port} to the daemon's insecure-registries`,
+        ),
+      );
+      assert.equal(await hasImage(daemon, name), false);
+    });
+  });
+});
+
+Deno.test("the pull proxy carries pulls, never pushes", async (t) => {
+  const tarball = await busyboxTarball();
+  await using registry = await startRegistry();
+  await using proxy = startForwardProxy();
+  await using daemon = await startDaemon({ config: { "image-proxy": proxy.url } });
+  const host = registry.host;
+  const name = `${host}/p/busybox:1`;
+  // Pushed by skopeo, not loaded into the daemon: every blob of the pull is really fetched.
+  await skopeoPush(`docker-archive:${tarball}`, name);
+  await withLogs(daemon, async () => {
+    await t.step("a pull fetches the manifest and every blob through the proxy", async () => {
+      await ok(daemon, ["pull", name]);
+      const { manifest } = await manifestOf(registry, "p/busybox", "1");
+      const gets = proxy.requests.filter((r) => r.startsWith("GET "));
+      assert.ok(gets.includes("GET /v2/p/busybox/manifests/1"), proxy.requests.join("\n"));
+      for (const digest of [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) {
+        assert.ok(gets.includes(`GET /v2/p/busybox/blobs/${digest}`), proxy.requests.join("\n"));
+      }
+      // Nothing but GETs (and the refused HTTPS tunnel of the first attempt) went through it.
+      assert.deepEqual(
+        proxy.requests.filter((r) => !r.startsWith("GET ") && !r.startsWith("CONNECT ")),
+        [],
+      );
+      assert.equal(await ok(daemon, ["run", "--rm", name, "echo", "p"]), "p\n");
+    });
+
+    await t.step("a push goes to the registry directly", async () => {
+      const before = proxy.requests.length;
+      await ok(daemon, ["tag", name, `${host}/p/copy:1`]);
+      await ok(daemon, ["push", `${host}/p/copy:1`]);
+      assert.deepEqual(proxy.requests.slice(before), []);
+      assert.match(await registry.log(), /PUT \/v2\/p\/copy\/manifests\/1/);
     });
   });
 });

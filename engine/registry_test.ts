@@ -7,6 +7,7 @@ import {
   isInsecureRegistry,
   parseWwwAuthenticate,
   progressMessage,
+  RegistryClient,
   registryKey,
 } from "./registry.ts";
 import { selectManifest } from "./image.ts";
@@ -216,5 +217,30 @@ Deno.test("loadConfig() reads the registry flags and config keys; flags win per 
     await assert.rejects(() => loadConfig(["--config-file", file, "--registry-mirror", "nourl"]));
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("RegistryClient.route() relays HTTPS of listed insecure hosts only", async () => {
+  const client = new RegistryClient({
+    insecure: ["127.0.0.1:5443", "tls.example:443"],
+    imageProxy: "http://127.0.0.1:3128",
+  });
+  try {
+    const listed = await client.route("https://127.0.0.1:5443/v2/x/manifests/1", true);
+    assert.equal(listed.relayed, true);
+    assert.equal(listed.url, "http://127.0.0.1:5443/v2/x/manifests/1");
+    assert.ok(listed.client);
+    // A host listed with port 443 matches a URL without a port.
+    assert.equal((await client.route("https://tls.example/v2/", false)).relayed, true);
+    // A loopback host that is not listed keeps certificate verification.
+    const loopback = await client.route("https://127.0.0.1:5000/v2/", true);
+    assert.deepEqual(loopback, { url: "https://127.0.0.1:5000/v2/", relayed: false });
+    // Plain HTTP of a listed host is sent as it is; pulls go through the proxy, pushes do not.
+    const pull = await client.route("http://127.0.0.1:5443/v2/", false);
+    assert.equal(pull.relayed, false);
+    assert.ok(pull.client);
+    assert.equal((await client.route("http://127.0.0.1:5443/v2/", true)).client, undefined);
+  } finally {
+    await client.close();
   }
 });

@@ -22,13 +22,19 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   /** Makes the registry a pull-through cache of this URL. */
   proxyOf?: string;
+  /**
+   * Serves HTTPS with a self-signed certificate made by `openssl req -x509` (`CA:TRUE`, as
+   * openssl makes it by default and Docker's docs suggest), for `IP:127.0.0.1` and
+   * `DNS:localhost`. No host trusts it.
+   */
+  tls?: boolean;
 }
 
 /** A running registry. */
 export interface TestRegistry extends AsyncDisposable {
   /** `127.0.0.1:PORT`. */
   host: string;
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (`https://` with {@link RegistryOptions.tls}). */
   url: string;
   /** The temp directory (storage under `storage/`). */
   dir: string;
@@ -195,6 +201,29 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       `    issuer: ${issuer}\n    rootcertbundle: ${dir}/token.crt\n`;
   }
   const proxy = options.proxyOf ? `proxy:\n  remoteurl: ${options.proxyOf}\n` : "";
+  let tls = "";
+  if (options.tls) {
+    await run("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${dir}/tls.key`,
+      "-out",
+      `${dir}/tls.crt`,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=pouch-test-registry",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    tls = `  tls:\n    certificate: ${dir}/tls.crt\n    key: ${dir}/tls.key\n`;
+  }
   await Deno.writeTextFile(
     `${dir}/config.yml`,
     `version: 0.1
@@ -210,7 +239,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: pouch-test-secret
-${auth}${proxy}`,
+${tls}${auth}${proxy}`,
   );
 
   let child: Deno.ChildProcess | undefined;
@@ -241,7 +270,10 @@ ${auth}${proxy}`,
           signal: AbortSignal.timeout(2000),
         });
         await res.body?.cancel();
-        return res.status === 200 || res.status === 401;
+        // A TLS registry answers plain HTTP with 400 ("client sent an HTTP request to an
+        // HTTPS server"): it is listening.
+        return res.status === 200 || res.status === 401 ||
+          (options.tls === true && res.status === 400);
       } catch {
         return false;
       }
@@ -250,7 +282,7 @@ ${auth}${proxy}`,
 
   const registry: TestRegistry = {
     host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`,
     dir,
     log: () => Deno.readTextFile(logPath).catch(() => ""),
     blobPath: (digest) => {
@@ -424,6 +456,57 @@ export function startFlakyProxy(target: string, options: FlakyProxyOptions): Fla
     async [Symbol.asyncDispose]() {
       closing.abort();
       await server.finished;
+    },
+  };
+}
+
+/** A forward HTTP proxy for the tests (see {@link startForwardProxy}). */
+export interface ForwardProxy extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT`, what `--image-proxy` takes. */
+  url: string;
+  /** What went through it: `GET /v2/x/busybox/manifests/1`, `CONNECT 127.0.0.1:5000`. */
+  requests: string[];
+}
+
+/**
+ * Starts a forward HTTP proxy on 127.0.0.1 that serves absolute-form requests (`GET
+ * http://127.0.0.1:PORT/v2/... HTTP/1.1`, what an HTTP client sends to its proxy for an
+ * `http://` URL) by forwarding them to 127.0.0.1 only, and records each. A CONNECT (an
+ * `https://` URL) is recorded and refused: Deno.serve cannot hand over the raw connection.
+ */
+export function startForwardProxy(): ForwardProxy {
+  const requests: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      if (req.method === "CONNECT") {
+        requests.push(`CONNECT ${req.headers.get("host") ?? new URL(req.url).host}`);
+        return new Response("CONNECT is not supported by this proxy", { status: 405 });
+      }
+      const url = new URL(req.url);
+      if (url.hostname !== "127.0.0.1") {
+        return new Response(`refusing to forward to ${url.host}`, { status: 403 });
+      }
+      requests.push(`${req.method} ${url.pathname}`);
+      const headers = new Headers(req.headers);
+      for (const name of ["proxy-connection", "proxy-authorization", "connection", "host"]) {
+        headers.delete(name);
+      }
+      const upstream = await fetch(url, {
+        method: req.method,
+        headers,
+        body: req.body,
+        redirect: "manual",
+        signal: AbortSignal.timeout(30_000),
+      });
+      return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
     },
   };
 }

@@ -38,26 +38,24 @@ export function imageRoutes(backend: ImagesBackend): Hono<ApiEnv> {
     async (c) => c.json(await images.list({ all: boolQuery(c, "all"), filters: filtersQuery(c) })),
   );
 
-  app.post("/load", (c) => {
+  app.post("/load", async (c) => {
     const body = c.req.raw.body;
     if (!body) throw invalidArgument("load needs an image archive in the request body");
     const quiet = boolQuery(c, "quiet");
-    // Messages stream as Docker's JSON progress lines; an error after the head is a line too.
-    async function* messages() {
-      const progress: string[] = [];
-      try {
-        const loaded = await images.load(body!, {
-          onProgress: (message) => {
-            if (!quiet) progress.push(message);
-          },
-        });
-        for (const line of progress) yield json({ stream: line + "\n" });
-        for (const line of loaded) yield json({ stream: line + "\n" });
-      } catch (err) {
-        yield json({ errorDetail: { message: messageOf(err) }, error: messageOf(err) });
-      }
-    }
-    return streamResponse(messages(), { contentType: "application/json" });
+    // Messages stream live as Docker's JSON progress lines: each layer's bytes as it is
+    // written, then the loaded names; an error after the head is a line too.
+    return await progressStream(c, async (emit, onResolved) => {
+      onResolved();
+      const loaded = await images.load(body, {
+        onProgress: (line) => {
+          if (!quiet) emit({ stream: line + "\n" });
+        },
+        onLayerProgress: (msg) => {
+          if (!quiet) emit(msg);
+        },
+      });
+      for (const line of loaded) emit({ stream: line + "\n" });
+    });
   });
 
   app.post("/create", async (c) => {
