@@ -55,6 +55,12 @@ const valid: Array<[string, Reference, string, string]> = [
     `localhost:5000/x@${digest}`,
   ],
   [
+    "xn--bcher-kva.example:5000/team/app:2",
+    { domain: "xn--bcher-kva.example:5000", path: "team/app", tag: "2" },
+    "xn--bcher-kva.example:5000/team/app:2",
+    "xn--bcher-kva.example:5000/team/app:2",
+  ],
+  [
     "localhost/x",
     { domain: "localhost", path: "x" },
     "localhost/x:latest",
@@ -96,6 +102,8 @@ for (const [input, parsed, normalised, familiar] of valid) {
 
 const invalid: Array<[string, string]> = [
   ["", "invalid reference format"],
+  // An internationalised host must be given in its punycode (ASCII) form.
+  ["bücher.example/foo", "invalid reference format"],
   ["Busybox", "invalid reference format: repository name must be lowercase"],
   ["foo/Bar:1", "invalid reference format: repository name must be lowercase"],
   ["busybox:", "invalid reference format"],
