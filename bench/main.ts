@@ -8,18 +8,20 @@
  * the other sections.
  *
  * `BENCH_RUNS` (15) sets the runs of the first two sections, `BENCH_PULL_RUNS` (3) and
- * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,pull`) which run.
+ * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,exec,pull`) which
+ * run. The exec section (`exec.ts`) times `exec C true` on a running container.
  *
  * @module
  */
 import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
 import { build } from "../tools/build.ts";
+import { benchExec } from "./exec.ts";
 import { benchPull } from "./pull.ts";
 
 const runs = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 const pullRuns = Number(Deno.env.get("BENCH_PULL_RUNS") ?? 3);
 const pullMegabytes = Number(Deno.env.get("BENCH_PULL_MB") ?? 200);
-const sections = new Set((Deno.env.get("BENCH_SECTIONS") ?? "run,cli,pull").split(","));
+const sections = new Set((Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,pull").split(","));
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 
 async function time(
@@ -46,13 +48,14 @@ function stats(samples: number[]) {
   return { median, min: sorted[0]!, max: sorted.at(-1)! };
 }
 
-if (sections.has("run") || sections.has("cli")) {
+if (sections.has("run") || sections.has("cli") || sections.has("exec")) {
   const tarball = await busyboxTarball();
   await using daemon = await startDaemon();
   const load = await daemon.pouch(["load", "-i", tarball]);
   if (load.code !== 0) throw new Error(`pouch load failed: ${load.stderr}`);
   if (sections.has("run")) await benchRun(daemon, tarball);
   if (sections.has("cli")) await benchCli(daemon);
+  if (sections.has("exec")) await benchExec(daemon, { runs, out });
 }
 if (sections.has("pull")) await benchPull({ runs: pullRuns, megabytes: pullMegabytes, out });
 

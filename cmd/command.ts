@@ -41,6 +41,8 @@ export interface CommandContext {
    * unsubscribe. Absent in tests.
    */
   onSignal?: (handler: (signal: string) => void) => () => void;
+  /** Subscribes to the terminal's size changes (SIGWINCH); answers the unsubscribe. */
+  onResize?: (handler: () => void) => () => void;
 }
 
 /** One command of the CLI. */

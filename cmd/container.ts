@@ -5,12 +5,12 @@
  * @module
  */
 
+import { detachKeyBytes, resizeContainer, runSession } from "./attach.ts";
 import { type ApiClient, ApiError } from "./client.ts";
 import { type Command, type CommandContext, err, forEachArg, out, printError } from "./command.ts";
 import { buildCreateRequest, createFlags, type CreateRequest, runFlags } from "./create.ts";
 import { type Flags, type FlagSpec, invalidValue, UsageError } from "./flags.ts";
 import { indentJson, parseFormat, renderRows, shortId, tabulate, timeAgo } from "./format.ts";
-import type { HijackedConnection } from "./http.ts";
 import { pullImage } from "./registry.ts";
 import { copyOutput } from "./stream.ts";
 import { Template } from "./template.ts";
@@ -111,6 +111,8 @@ interface AttachOptions {
   stdin: boolean;
   /** Wait for `removed` rather than `next-exit` (`--rm`). */
   autoRemove: boolean;
+  /** `--detach-keys`, Docker's format. */
+  detachKeys?: string;
 }
 
 function delay(ms: number): Promise<void> {
@@ -118,20 +120,6 @@ function delay(ms: number): Promise<void> {
     const timer = setTimeout(resolve, ms);
     Deno.unrefTimer(timer);
   });
-}
-
-async function pumpStdin(ctx: CommandContext, conn: HijackedConnection): Promise<void> {
-  const buf = new Uint8Array(32 * 1024);
-  try {
-    while (true) {
-      const n = await ctx.stdin.read(buf);
-      if (n === null) break;
-      await conn.write(buf.slice(0, n));
-    }
-    await conn.closeWrite();
-  } catch {
-    // The container went away while we were writing: nothing left to do.
-  }
 }
 
 /**
@@ -144,8 +132,15 @@ async function attachAndStart(
   options: AttachOptions,
 ): Promise<number> {
   const client = ctx.client;
+  if (options.detachKeys !== undefined) detachKeyBytes(options.detachKeys);
   const conn = await client.hijack("POST", `/containers/${enc(id)}/attach`, {
-    query: { stream: true, stdin: options.stdin || undefined, stdout: true, stderr: true },
+    query: {
+      stream: true,
+      stdin: options.stdin || undefined,
+      stdout: true,
+      stderr: true,
+      detachKeys: options.detachKeys,
+    },
   });
   let waitError: unknown;
   const waitResult = client
@@ -162,8 +157,8 @@ async function attachAndStart(
   // daemon that holds them back a moment, then go on.
   await Promise.race([waitResult.catch(() => undefined), delay(1000)]);
 
-  const terminal = options.tty && options.stdin && ctx.stdin.isTerminal?.() === true;
   let stopProxy: (() => void) | undefined;
+  let detached = false;
   try {
     try {
       await client.call("POST", `/containers/${enc(id)}/start`);
@@ -172,24 +167,29 @@ async function attachAndStart(
       await printError(ctx, error);
       return error instanceof ApiError ? startFailureExitCode(error.message) : 125;
     }
-    if (options.tty) await resize(ctx, client, id);
-    if (terminal) ctx.stdin.setRaw?.(true, { cbreak: false });
     // Without a TTY, ^C reaches us, not the container: forward it (Docker's sig-proxy).
     if (!options.tty && ctx.onSignal) {
       stopProxy = ctx.onSignal((signal) => {
         client.call("POST", `/containers/${enc(id)}/kill`, { query: { signal } }).catch(() => {});
       });
     }
-    if (options.stdin) pumpStdin(ctx, conn);
-    await copyOutput(conn.reader.toStream(), ctx, { multiplexed: !options.tty });
+    ({ detached } = await runSession(ctx, conn, {
+      tty: options.tty,
+      stdin: options.stdin,
+      detachKeys: options.detachKeys,
+      resize: (size) => resizeContainer(ctx, id, size),
+    }));
   } finally {
     stopProxy?.();
-    if (terminal) {
-      try {
-        ctx.stdin.setRaw?.(false);
-      } catch { /* not a terminal any more */ }
-    }
     conn.close();
+  }
+  if (detached) {
+    // The detach keys ended the stream: the container runs on, as after `run -d`.
+    const state = await client.json<{ State?: { Running?: boolean } }>(
+      "GET",
+      `/containers/${enc(id)}/json`,
+    ).catch(() => undefined);
+    if (state?.State?.Running) return 0;
   }
   const status = await waitStatus;
   if (status === undefined) {
@@ -201,16 +201,6 @@ async function attachAndStart(
     return 125;
   }
   return status.StatusCode;
-}
-
-async function resize(ctx: CommandContext, client: ApiClient, id: string): Promise<void> {
-  const size = ctx.consoleSize?.();
-  if (!size) return;
-  try {
-    await client.call("POST", `/containers/${enc(id)}/resize`, {
-      query: { h: size.rows, w: size.columns },
-    });
-  } catch { /* the container may already be gone */ }
 }
 
 const createCommand: Command = {
@@ -254,6 +244,7 @@ const runCommand: Command = {
       tty: req.tty,
       stdin: req.interactive,
       autoRemove: req.autoRemove,
+      detachKeys: flags.string("detach-keys"),
     });
   },
 };
@@ -270,6 +261,11 @@ const startCommand: Command = {
       description: "Attach STDOUT/STDERR and forward signals",
     },
     { name: "interactive", short: "i", kind: "bool", description: "Attach container's STDIN" },
+    {
+      name: "detach-keys",
+      kind: "string",
+      description: "Override the key sequence for detaching a container",
+    },
   ],
   minArgs: 1,
   async run(ctx, flags) {
@@ -286,6 +282,7 @@ const startCommand: Command = {
         tty: info.Config?.Tty === true,
         stdin: flags.bool("interactive") && info.Config?.OpenStdin === true,
         autoRemove: info.HostConfig?.AutoRemove === true,
+        detachKeys: flags.string("detach-keys"),
       });
     }
     return await forEachArg(ctx, flags.args, async (name) => {

@@ -151,6 +151,11 @@ export const runFlags: FlagSpec[] = [
     kind: "bool",
     description: "Run container in background and print container ID",
   },
+  {
+    name: "detach-keys",
+    kind: "string",
+    description: "Override the key sequence for detaching a container",
+  },
   ...createFlags,
 ];
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { attachCommands } from "./attach.ts";
 import { ApiClient, DEFAULT_HOST } from "./client.ts";
 import {
   type Command,
@@ -16,8 +17,10 @@ import {
   type Stdin,
 } from "./command.ts";
 import { containerCommands, containerGroupCommands } from "./container.ts";
+import { cpCommand } from "./cp.ts";
 import { Flags, type FlagSpec, flagUsages, parseFlags, UsageError } from "./flags.ts";
 import { imageCommands, imageGroupCommands } from "./image.ts";
+import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
 
@@ -46,12 +49,26 @@ const globalFlags: FlagSpec[] = [
   { name: "help", short: "h", kind: "bool", description: "Print usage" },
 ];
 
+/** Commands that look into containers: in the `container` group and at the top level. */
+const inspectionCommands = [cpCommand, topCommand, statsCommand, portCommand, diffCommand];
+
 const groups: CommandGroup[] = [
-  { name: "container", description: "Manage containers", commands: containerGroupCommands },
+  {
+    name: "container",
+    description: "Manage containers",
+    commands: [...containerGroupCommands, ...attachCommands, ...inspectionCommands],
+  },
   { name: "image", description: "Manage images", commands: imageGroupCommands },
 ];
 
-const topLevel: Command[] = [...containerCommands, ...imageCommands, ...systemCommands];
+const topLevel: Command[] = [
+  ...containerCommands,
+  ...attachCommands,
+  ...inspectionCommands,
+  ...imageCommands,
+  ...systemCommands,
+  eventsCommand,
+];
 
 function findCommand(commands: Command[], name: string): Command | undefined {
   return commands.find((c) => c.name === name || (c.aliases ?? []).includes(name));
@@ -143,6 +160,11 @@ function proxySignals(handler: (signal: string) => void): () => void {
     return listener;
   });
   return () => signals.forEach((signal, i) => Deno.removeSignalListener(signal, listeners[i]!));
+}
+
+function onWindowChange(handler: () => void): () => void {
+  Deno.addSignalListener("SIGWINCH", handler);
+  return () => Deno.removeSignalListener("SIGWINCH", handler);
 }
 
 /**
@@ -255,6 +277,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
     debug: global.bool("debug"),
     readTextFile: (file) => Deno.readTextFileSync(file),
     onSignal: options.stdout ? undefined : proxySignals,
+    onResize: options.stdout ? undefined : onWindowChange,
     consoleSize: options.stdout ? undefined : () => {
       try {
         return Deno.consoleSize();

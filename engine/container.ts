@@ -25,6 +25,7 @@ import {
   notFound,
   notModified,
 } from "./errors.ts";
+import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { frame, JsonFileLog, readLogs } from "./logs.ts";
 import { randomId, randomName, validateName } from "./names.ts";
@@ -101,6 +102,8 @@ export interface ContainerManagerOptions {
   /** OCI runtimes by name: the binary each runs. */
   runtimes: Record<string, string>;
   defaultRuntime: string;
+  /** Where container events (create, start, die, ...) are reported. */
+  events?: EventSink;
 }
 
 /** `POST /containers/create`'s body. */
@@ -158,6 +161,7 @@ export class ContainerManager {
   readonly #runtimes: Record<string, string>;
   readonly #defaultRuntime: string;
   readonly #live = new Map<string, Live>();
+  readonly #events: EventSink | undefined;
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -172,6 +176,30 @@ export class ContainerManager {
     this.#snapshotter = options.snapshotter;
     this.#runtimes = options.runtimes;
     this.#defaultRuntime = options.defaultRuntime;
+    this.#events = options.events;
+  }
+
+  /**
+   * Reports an event about container `ref` (an exec's `exec_create: sh`, `exec_start: sh`,
+   * `exec_die` with `exitCode`, ...) with the container's image, name and labels.
+   */
+  emitEvent(ref: string, action: string, extra: Record<string, string> = {}): void {
+    this.#emit(this.get(ref), action, extra);
+  }
+
+  /** Reports a container event with Docker's attributes: image, name, labels, `extra`. */
+  #emit(container: Container, action: string, extra: Record<string, string> = {}): void {
+    this.#events?.emit({
+      type: "container",
+      action,
+      id: container.id,
+      attributes: {
+        ...(container.config.Labels ?? {}),
+        image: container.image,
+        name: container.name,
+        ...extra,
+      },
+    });
   }
 
   /** The directory of a container's files (log, hosts, FIFOs). */
@@ -336,6 +364,7 @@ export class ContainerManager {
       this.#records.put(id, record);
       await this.#client.leases.delete(lease.id).catch(() => {});
       this.#log.info("container created", { id: id.slice(0, 12), name });
+      this.#emit(record, "create");
       return { Id: id, Warnings: warnings };
     } catch (err) {
       for (const step of undo.reverse()) {
@@ -451,6 +480,7 @@ export class ContainerManager {
     };
     this.#records.put(id, container);
     this.#log.info("container started", { id: id.slice(0, 12), pid });
+    this.#emit(container, "start");
     this.#monitor(id, pump, log);
   }
 
@@ -520,6 +550,7 @@ export class ContainerManager {
     };
     this.#records.put(id, container);
     this.#log.info("container exited", { id: id.slice(0, 12), code: status });
+    this.#emit(container, "die", { exitCode: String(status) });
     for (const waiter of live.exitWaiters.splice(0)) waiter(status);
     if (container.hostConfig.AutoRemove && !this.#closing) {
       await this.remove(id, { force: true }).catch((err) =>
@@ -546,20 +577,27 @@ export class ContainerManager {
     const exited = this.#nextExit(id);
     if (container.state.Status === "paused") await this.#client.tasks.resume(id).catch(() => {});
     if (timeout !== 0) {
+      this.#emit(container, "kill", { signal: String(signal) });
       await this.#client.tasks.kill(id, signal).catch((err) => {
         if (!isNotFound(err)) throw err;
       });
       if (timeout < 0) {
         await exited;
+        this.#emit(container, "stop");
         return;
       }
-      if (await withTimeout(exited, timeout * 1000)) return;
+      if (await withTimeout(exited, timeout * 1000)) {
+        this.#emit(container, "stop");
+        return;
+      }
       this.#log.info("container did not stop in time; killing it", { id: id.slice(0, 12) });
     }
+    this.#emit(container, "kill", { signal: "9" });
     await this.#client.tasks.kill(id, 9, { all: true }).catch((err) => {
       if (!isNotFound(err)) throw err;
     });
     await exited;
+    this.#emit(container, "stop");
   }
 
   /** Sends a signal to a running container's main process. */
@@ -571,6 +609,7 @@ export class ContainerManager {
     }
     const exited = signal === 9 ? this.#nextExit(container.id) : undefined;
     await this.#client.tasks.kill(container.id, signal, { all: signal === 9 });
+    this.#emit(container, "kill", { signal: String(signal) });
     // Docker's kill of SIGKILL returns once the container is gone.
     if (exited) await withTimeout(exited, 10_000);
   }
@@ -586,6 +625,7 @@ export class ContainerManager {
       }
       // Docker counts only restarts made by the restart policy, not this explicit one.
       await this.#start(container.id);
+      this.#emit(container, "restart");
     });
   }
 
@@ -603,6 +643,7 @@ export class ContainerManager {
       await this.#client.tasks.pause(container.id);
       current.state.Status = "paused";
       this.#records.put(container.id, current);
+      this.#emit(current, "pause");
     });
   }
 
@@ -617,6 +658,7 @@ export class ContainerManager {
       await this.#client.tasks.resume(container.id);
       current.state.Status = "running";
       this.#records.put(container.id, current);
+      this.#emit(current, "unpause");
     });
   }
 
@@ -628,6 +670,7 @@ export class ContainerManager {
     }
     if (!container.config.Tty) return;
     await this.#client.tasks.resizePty(container.id, size);
+    this.#emit(container, "resize", { height: String(size.height), width: String(size.width) });
   }
 
   // --- remove, rename ------------------------------------------------------------------------
@@ -682,6 +725,7 @@ export class ContainerManager {
     for (const waiter of live?.exitWaiters ?? []) waiter(container.state.ExitCode);
     for (const waiter of live?.removeWaiters ?? []) waiter(container.state.ExitCode);
     this.#log.info("container removed", { id: id.slice(0, 12) });
+    this.#emit(container, "destroy");
   }
 
   /** Renames a container. */
@@ -693,12 +737,14 @@ export class ContainerManager {
       if (current.name === name) {
         throw conflict(`Renaming a container with the same name as its current name`);
       }
+      const oldName = current.name;
       this.#store.transaction(() => {
         this.#store.reserveName(name, current.id);
         this.#store.releaseName(current.name);
         current.name = name;
         this.#records.put(current.id, current);
       });
+      this.#emit(current, "rename", { oldName: `/${oldName}` });
       return Promise.resolve();
     });
   }
@@ -737,6 +783,7 @@ export class ContainerManager {
       end: () => options.close(),
     };
     const unsubscribe = live.hub.subscribe(listener);
+    this.#emit(container, "attach");
     // An exited container that is not about to start has no output to wait for.
     let input: ((chunk: Uint8Array | null) => void) | undefined;
     if (options.stdin && container.config.OpenStdin) {

@@ -6,14 +6,18 @@
  * @module
  */
 import { createApi } from "./api/mod.ts";
+import { ContainerFiles } from "./archive.ts";
 import { DAEMON_USAGE, type DaemonConfig, loadConfig } from "./config.ts";
 import { ContainerManager } from "./container.ts";
 import { connectContainerd, type Containerd } from "./containerd.ts";
 import { messageOf } from "./errors.ts";
+import { EventBus, withImageEvents } from "./events.ts";
+import { ExecManager } from "./exec.ts";
 import { ImageManager } from "./image.ts";
 import { Logger } from "./log.ts";
 import { RegistryClient } from "./registry.ts";
 import { serveApi } from "./server.ts";
+import { ContainerMonitor } from "./stats.ts";
 import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
@@ -83,6 +87,7 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
     cleanup.push(() => client.close());
     await client.namespaces.ensure(config.namespace);
 
+    const events = new EventBus();
     const store = new Store(`${home}/meta.db`);
     cleanup.push(() => store.close());
     const registry = new RegistryClient({
@@ -106,15 +111,27 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       snapshotter: config.snapshotter,
       runtimes: config.runtimes,
       defaultRuntime: config.defaultRuntime,
+      events,
     });
     await containers.restore();
     cleanup.push(() => containers.close());
+    const exec = new ExecManager({ client, containers, log });
+    cleanup.push(() => exec.close());
 
     const system = new SystemInfo(config, { client, containers, images });
     const app = createApi({
       containers,
-      images: { images, imageUser: (id) => containers.imageUser(id) },
+      exec,
+      images: {
+        images: withImageEvents(images, events),
+        imageUser: (id) => containers.imageUser(id),
+      },
       system,
+      containerFiles: {
+        files: new ContainerFiles({ client, containers, tmpDir: `${home}/tmp` }),
+        monitor: new ContainerMonitor({ client, containers }),
+      },
+      events,
       log,
     });
     const server = await serveApi(app, { listen: config.listen, log });

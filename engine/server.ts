@@ -73,12 +73,15 @@ export async function serveApi(
 
   return {
     async close() {
-      await Promise.all(servers.map((server) =>
+      const closed = Promise.all(servers.map((server) =>
         new Promise<void>((resolve) => {
           server.close(() => resolve());
         })
       ));
+      // A server closes once its connections are gone, and hijacked streams never end on
+      // their own: end them first.
       for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }
@@ -94,12 +97,32 @@ async function handleUpgrade(
     if (typeof value === "string") headers.set(key, value);
     else if (Array.isArray(value)) { for (const v of value) headers.append(key, v); }
   }
+  // The request's body (exec start's JSON): Deno's node:http hands one that came in the same
+  // packet as the head to `req`, and leaves one that came later on the socket.
+  const length = Number(req.headers["content-length"] ?? 0) || 0;
+  let buffered = head;
+  if (length > 0 && req.complete) {
+    for await (const chunk of req) buffered = concat(buffered, chunk as Uint8Array);
+  }
+  let paused = false;
+  while (buffered.length < length) {
+    paused = true;
+    const more = await readChunk(socket);
+    if (more === null) break;
+    buffered = concat(buffered, more);
+  }
+  const requestBody = buffered.slice(0, length);
   const request = new Request(`http://localhost${req.url ?? "/"}`, {
     method: req.method,
     headers,
+    body: length > 0 && req.method !== "GET" && req.method !== "HEAD" ? requestBody : undefined,
   });
-  const response = await app.fetch(request, { hijack: { socket, head } });
+  const response = await app.fetch(request, {
+    hijack: { socket, head: buffered.subarray(length) },
+  });
   log.debug("request", { method: req.method, path: req.url, status: response.status, upgrade: 1 });
+  // The route has its listeners on the socket by now: let the bytes flow again.
+  if (paused) socket.resume();
   if (response.headers.get(HIJACKED)) return;
   // The route refused before taking the connection: answer as plain HTTP and close.
   const body = new Uint8Array(await response.arrayBuffer());
@@ -108,4 +131,30 @@ async function handleUpgrade(
   head_ += `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
   socket.write(head_);
   socket.end(body);
+}
+
+/** Reads one chunk from a socket, leaving it paused; null at its end. */
+function readChunk(socket: Duplex): Promise<Uint8Array | null> {
+  return new Promise((resolve) => {
+    const done = (chunk: Uint8Array | null) => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("close", onEnd);
+      socket.pause();
+      resolve(chunk);
+    };
+    const onData = (chunk: Uint8Array) => done(chunk);
+    const onEnd = () => done(null);
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("close", onEnd);
+    socket.resume();
+  });
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
 }

@@ -48,6 +48,8 @@ export interface OciProcess {
   rlimits?: OciRlimit[];
   noNewPrivileges?: boolean;
   oomScoreAdj?: number;
+  /** The terminal's initial size (exec processes with a TTY). */
+  consoleSize?: { height: number; width: number };
 }
 
 /** Capability sets, names with the `CAP_` prefix. */

@@ -6,7 +6,9 @@
  */
 import { Hono } from "hono";
 import type { Container, ContainerManager, CreateRequest, WaitCondition } from "../container.ts";
-import { invalidArgument } from "../errors.ts";
+import { parseDetachKeys } from "../detach_keys.ts";
+import { conflict, invalidArgument } from "../errors.ts";
+import { pipeHijacked } from "./hijack.ts";
 import {
   type ApiEnv,
   boolQuery,
@@ -39,8 +41,17 @@ export type ContainersBackend = Pick<
   | "resize"
 >;
 
+/** Options of {@link containerRoutes}. */
+export interface ContainerRoutesOptions {
+  /** The IDs of a container's live execs (inspect's `ExecIDs`). */
+  execIds?: (containerId: string) => string[];
+}
+
 /** The `/containers` route table. */
-export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
+export function containerRoutes(
+  backend: ContainersBackend,
+  options: ContainerRoutesOptions = {},
+): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
   app.get("/json", (c) => {
@@ -64,7 +75,10 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
     return c.json(await backend.create(body, { name }), 201);
   });
 
-  app.get("/:id/json", (c) => c.json(inspectView(backend.get(c.req.param("id")), backend)));
+  app.get(
+    "/:id/json",
+    (c) => c.json(inspectView(backend.get(c.req.param("id")), backend, options)),
+  );
 
   app.post("/:id/start", async (c) => {
     await backend.start(c.req.param("id"));
@@ -169,6 +183,10 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
         "attach needs a connection upgrade (Connection: Upgrade, Upgrade: tcp)",
       );
     }
+    if (container.state.Status === "paused") {
+      throw conflict("You cannot attach to a paused container, unpause it first");
+    }
+    const detachKeys = parseDetachKeys(c.req.query("detachKeys"));
     const wantStream = boolQuery(c, "stream");
     upgradeConnection(
       hijack,
@@ -176,31 +194,18 @@ export function containerRoutes(backend: ContainersBackend): Hono<ApiEnv> {
         ? "application/vnd.docker.raw-stream"
         : "application/vnd.docker.multiplexed-stream",
     );
-    const socket = hijack.socket;
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      socket.end();
-    };
-    const session = backend.attach(container.id, {
-      stdin: boolQuery(c, "stdin"),
-      stdout: boolQuery(c, "stdout"),
-      stderr: boolQuery(c, "stderr"),
-      write: (bytes) => {
-        if (!closed) socket.write(bytes);
-      },
-      close,
+    pipeHijacked(hijack, {
+      tty: container.config.Tty === true,
+      detachKeys,
+      open: (io) =>
+        backend.attach(container.id, {
+          stdin: boolQuery(c, "stdin"),
+          stdout: boolQuery(c, "stdout"),
+          stderr: boolQuery(c, "stderr"),
+          ...io,
+        }),
     });
-    socket.on("data", (chunk: Uint8Array) => session.input?.(chunk));
-    socket.on("end", () => session.input?.(null));
-    socket.on("error", () => session.detach());
-    socket.on("close", () => {
-      closed = true;
-      session.detach();
-    });
-    if (hijack.head.length > 0) session.input?.(hijack.head);
-    if (!wantStream) close();
+    if (!wantStream) hijack.socket.end();
     return hijackedResponse();
   });
 
@@ -230,7 +235,12 @@ export function summaryView(container: Container) {
 }
 
 /** Docker's `GET /containers/{id}/json` answer. */
-export function inspectView(container: Container, backend: Pick<ContainersBackend, "dir">) {
+export function inspectView(
+  container: Container,
+  backend: Pick<ContainersBackend, "dir">,
+  options: ContainerRoutesOptions = {},
+) {
+  const execs = options.execIds?.(container.id) ?? [];
   const dir = backend.dir(container.id);
   const state = container.state;
   return {
@@ -263,7 +273,7 @@ export function inspectView(container: Container, backend: Pick<ContainersBacken
     MountLabel: "",
     ProcessLabel: "",
     AppArmorProfile: "",
-    ExecIDs: null,
+    ExecIDs: execs.length > 0 ? execs : null,
     HostConfig: {
       ...container.hostConfig,
       LogConfig: container.hostConfig.LogConfig ?? { Type: "json-file", Config: {} },

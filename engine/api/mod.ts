@@ -7,7 +7,10 @@
 import { Hono } from "hono";
 import { messageOf, statusOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { containerFileRoutes, type ContainerFilesBackend } from "./container_files.ts";
 import { containerRoutes, type ContainersBackend } from "./containers.ts";
+import { eventRoutes, type EventsBackend } from "./events.ts";
+import { type ExecBackend, execRoutes } from "./exec.ts";
 import type { ApiEnv } from "./http.ts";
 import { authRoutes, imageRoutes, type ImagesBackend } from "./images.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
@@ -19,8 +22,14 @@ export type { ApiEnv, Hijack } from "./http.ts";
 /** Everything the API serves. */
 export interface ApiBackend {
   containers: ContainersBackend;
+  /** Exec processes; without it the exec routes are absent. */
+  exec?: ExecBackend;
   images: ImagesBackend;
   system: SystemBackend;
+  /** cp, diff, top and stats; without it those routes are absent. */
+  containerFiles?: ContainerFilesBackend;
+  /** The event bus; without it `/events` is absent. */
+  events?: EventsBackend;
   log: Logger;
 }
 
@@ -28,7 +37,16 @@ export interface ApiBackend {
 export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   api.route("/", systemRoutes(backend.system));
-  api.route("/containers", containerRoutes(backend.containers));
+  const exec = backend.exec;
+  api.route(
+    "/containers",
+    containerRoutes(backend.containers, { execIds: exec?.idsOf.bind(exec) }),
+  );
+  if (exec) api.route("/", execRoutes(exec));
+  if (backend.containerFiles) {
+    api.route("/containers", containerFileRoutes(backend.containerFiles));
+  }
+  if (backend.events) api.route("/", eventRoutes(backend.events));
   api.route("/images", imageRoutes(backend.images));
   api.route("/", authRoutes(backend.images));
 
