@@ -114,7 +114,7 @@ export interface ExecSession {
 /** Options of {@link ExecManager}. */
 export interface ExecManagerOptions {
   client: Containerd;
-  containers: Pick<ContainerManager, "get" | "dir">;
+  containers: Pick<ContainerManager, "get" | "dir" | "emitEvent">;
   log: Logger;
   /**
    * The daemon's bounding capability set, which `Privileged` grants (as create does for
@@ -148,7 +148,7 @@ const OUTPUT_SETTLE_MS = 2000;
 /** Creates, starts, inspects and resizes exec processes. */
 export class ExecManager {
   readonly #client: Containerd;
-  readonly #containers: Pick<ContainerManager, "get" | "dir">;
+  readonly #containers: Pick<ContainerManager, "get" | "dir" | "emitEvent">;
   readonly #log: Logger;
   readonly #retainMs: number;
   #capabilities: string[] | undefined;
@@ -185,6 +185,7 @@ export class ExecManager {
       hub: new OutputHub(),
       closers: new Set(),
     });
+    this.#event(container.id, `exec_create: ${valid.cmd.join(" ")}`, { execID: id });
     return { Id: id };
   }
 
@@ -393,6 +394,7 @@ export class ExecManager {
       throw this.#startFailed(exec, err);
     }
     exec.status = "running";
+    this.#event(exec.containerId, `exec_start: ${exec.config.cmd.join(" ")}`, { execID: exec.id });
     this.#log.debug("exec started", { id: exec.id.slice(0, 12), pid: exec.pid });
     (async () => {
       const exit = await exited;
@@ -422,6 +424,15 @@ export class ExecManager {
     return new EngineError(kind, message, { cause: err });
   }
 
+  /** Reports an exec event on its container (which may be gone by the time an exec dies). */
+  #event(containerId: string, action: string, extra: Record<string, string>): void {
+    try {
+      this.#containers.emitEvent(containerId, action, extra);
+    } catch {
+      // The container was removed: Docker reports nothing for its execs either.
+    }
+  }
+
   /** Marks the exec exited, closes its clients and schedules its removal. */
   #finish(exec: ExecRecord): void {
     exec.status = "exited";
@@ -430,6 +441,10 @@ export class ExecManager {
     exec.stdin?.close();
     exec.stdin = undefined;
     exec.hub.end();
+    this.#event(exec.containerId, "exec_die", {
+      execID: exec.id,
+      exitCode: String(exec.exitCode),
+    });
     for (const close of exec.closers) close();
     exec.closers.clear();
     if (this.#closing) return;

@@ -245,6 +245,9 @@ Deno.test("events: a scripted sequence, since/until and filters", async (t) => {
     assert.equal(run.code, 3, run.stderr);
     await ok(daemon, ["rm", "ev"]);
     await ok(daemon, ["tag", "busybox", "busybox:evtag"]);
+    await ok(daemon, ["run", "-d", "--name", "evexec", "busybox", "sleep", "100"]);
+    assert.equal((await daemon.pouch(["exec", "evexec", "sh", "-c", "exit 4"])).code, 4);
+    await ok(daemon, ["rm", "-f", "evexec"]);
     const until = String(Math.ceil(Date.now() / 1000) + 1);
 
     await t.step("pouch events replays what happened", async () => {
@@ -276,6 +279,8 @@ Deno.test("events: a scripted sequence, since/until and filters", async (t) => {
         until,
         "-f",
         "event=die",
+        "-f",
+        "container=ev",
         "--format",
         "{{json .}}",
       ]);
@@ -293,6 +298,18 @@ Deno.test("events: a scripted sequence, since/until and filters", async (t) => {
         "type=image",
       ]);
       assert.match(image, /image tag busybox \(name=busybox:evtag\)/);
+      const execs = await ok(daemon, [
+        "events",
+        "--since",
+        since,
+        "--until",
+        until,
+        "-f",
+        "container=evexec",
+        "-f",
+        "event=exec_die",
+      ]);
+      assert.match(execs, /container exec_die [0-9a-f]{64} \(execID=[0-9a-f]{64}, exitCode=4,/);
     });
 
     await t.step("docker events --since --until", async () => {
