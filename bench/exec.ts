@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { stats, time, which } from "./_measure.ts";
 import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
 
 /** Options of {@link benchExec}. */
@@ -45,11 +46,11 @@ export async function benchExec(
   if (started.code !== 0) throw new Error(`pouch run failed: ${started.stderr}`);
   const tools: Tool[] = [];
   try {
-    const pouch = [Deno.execPath(), "run", "-A", `${root}main.ts`, "-H", `unix://${daemon.socket}`];
+    const pouch = ["run", "-A", `${root}main.ts`, "-H", `unix://${daemon.socket}`];
     tools.push({
       name: "pouch exec",
       samples: [],
-      exec: () => time(pouch, ["exec", name, "true"]),
+      exec: () => time(Deno.execPath(), [...pouch, "exec", name, "true"]),
     });
     const dockerEnv = {
       DOCKER_HOST: `unix://${daemon.socket}`,
@@ -59,7 +60,7 @@ export async function benchExec(
       tools.push({
         name: "docker CLI -> pouch",
         samples: [],
-        exec: () => time(["docker"], ["exec", name, "true"], dockerEnv),
+        exec: () => time("docker", ["exec", name, "true"], dockerEnv),
       });
     }
     for (const engine of ["dockerd", "podman"]) {
@@ -86,45 +87,6 @@ export async function benchExec(
   } finally {
     await daemon.pouch(["rm", "-f", name]);
   }
-}
-
-async function time(
-  command: string[],
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<number> {
-  const [program, ...prefix] = command as [string, ...string[]];
-  const started = performance.now();
-  const result = await new Deno.Command(program, {
-    args: [...prefix, ...args],
-    env,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const elapsed = performance.now() - started;
-  if (!result.success) {
-    throw new Error(
-      `${program} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`,
-    );
-  }
-  return elapsed;
-}
-
-function stats(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted.at(-1)! };
-}
-
-async function which(program: string): Promise<string | undefined> {
-  const result = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${program}`],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const path = new TextDecoder().decode(result.stdout).trim();
-  return result.success && path ? path : undefined;
 }
 
 if (import.meta.main) {

@@ -15,6 +15,7 @@
  */
 import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
 import { build } from "../tools/build.ts";
+import { stats, time } from "./_measure.ts";
 import { benchExec } from "./exec.ts";
 import { benchPull } from "./pull.ts";
 
@@ -23,30 +24,6 @@ const pullRuns = Number(Deno.env.get("BENCH_PULL_RUNS") ?? 3);
 const pullMegabytes = Number(Deno.env.get("BENCH_PULL_MB") ?? 200);
 const sections = new Set((Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,pull").split(","));
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-
-async function time(
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<number> {
-  const started = performance.now();
-  const result = await new Deno.Command(command, { args, env, stdout: "null", stderr: "piped" })
-    .output();
-  const elapsed = performance.now() - started;
-  if (!result.success) {
-    throw new Error(
-      `${command} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`,
-    );
-  }
-  return elapsed;
-}
-
-function stats(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted.at(-1)! };
-}
 
 if (sections.has("run") || sections.has("cli") || sections.has("exec")) {
   const tarball = await busyboxTarball();

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { stats, which } from "./_measure.ts";
 import { startDaemon } from "../testdata/harness.ts";
 import { skopeoPush, startRegistry } from "../testdata/registry.ts";
 
@@ -246,19 +247,4 @@ async function run(cmd: string, args: string[]): Promise<string> {
     throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
   }
   return new TextDecoder().decode(result.stdout);
-}
-
-async function which(name: string): Promise<string | undefined> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    const path = `${dir}/${name}`;
-    if (await Deno.stat(path).then((s) => s.isFile, () => false)) return path;
-  }
-  return undefined;
-}
-
-function stats(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted.at(-1)! };
 }

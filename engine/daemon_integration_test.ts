@@ -4,18 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
+import {
+  busyboxTarball,
+  pouchOk as ok,
+  type TestDaemon,
+  withBusyboxDaemon,
+} from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
-
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const result = await daemon.pouch(args);
-  assert.equal(
-    result.code,
-    0,
-    `pouch ${args.join(" ")} exited ${result.code}: ${result.stderr}${result.stdout}`,
-  );
-  return result.stdout;
-}
 
 async function inspect(daemon: TestDaemon, name: string) {
   const { status, body } = await daemon.api("GET", `/containers/${name}/json`);
@@ -23,21 +18,8 @@ async function inspect(daemon: TestDaemon, name: string) {
   return JSON.parse(body);
 }
 
-async function withDaemon(fn: (daemon: TestDaemon) => Promise<void>): Promise<void> {
-  const tarball = await busyboxTarball();
-  await using daemon = await startDaemon();
-  try {
-    await ok(daemon, ["load", "-i", tarball]);
-    await fn(daemon);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- daemon log ---\n${await daemon.log()}`, {
-      cause: err,
-    });
-  }
-}
-
 Deno.test("container lifecycle through pouch's CLI", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     await t.step("run prints the output and exits with the container's code", async () => {
       const hi = await daemon.pouch(["run", "--rm", "busybox", "echo", "hi"]);
       assert.equal(hi.code, 0, hi.stderr);
@@ -297,7 +279,7 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
 });
 
 Deno.test("bad input gets clear errors and leaves nothing behind", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     const count = async () =>
       JSON.parse((await daemon.api("GET", "/containers/json?all=1")).body).length;
 
@@ -399,7 +381,7 @@ Deno.test("bad input gets clear errors and leaves nothing behind", async (t) => 
 });
 
 Deno.test("daemon restart keeps containers; a crash is cleaned up", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     const ctr = (...args: string[]) =>
       new Deno.Command("ctr", {
         args: ["-a", `${daemon.home}/containerd/containerd.sock`, ...args],
@@ -538,7 +520,7 @@ Deno.test("daemon restart keeps containers; a crash is cleaned up", async (t) =>
 });
 
 Deno.test("the Docker CLI works against pouch", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     await t.step("docker run --rm busybox echo hi prints hi", async () => {
       const run = await daemon.docker(["run", "--rm", "busybox", "echo", "hi"]);
       assert.equal(run.code, 0, run.stderr);

@@ -4,37 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
+import { pouchOk as ok, type TestDaemon, withBusyboxDaemon } from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const result = await daemon.pouch(args);
-  assert.equal(
-    result.code,
-    0,
-    `pouch ${args.join(" ")} exited ${result.code}: ${result.stderr}${result.stdout}`,
-  );
-  return result.stdout;
-}
-
 async function apiJson(daemon: TestDaemon, method: string, path: string, body?: unknown) {
   const { status, body: text } = await daemon.api(method, path, body);
   return { status, json: text ? JSON.parse(text) : undefined };
-}
-
-async function withDaemon(fn: (daemon: TestDaemon) => Promise<void>): Promise<void> {
-  const tarball = await busyboxTarball();
-  await using daemon = await startDaemon();
-  try {
-    await ok(daemon, ["load", "-i", tarball]);
-    await fn(daemon);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- daemon log ---\n${await daemon.log()}`, {
-      cause: err,
-    });
-  }
 }
 
 /** A terminal: a tmux session running one command, then `EXIT=<code>` and a pause. */
@@ -141,7 +118,7 @@ function clis(daemon: TestDaemon): Record<"pouch" | "docker", string> {
 }
 
 Deno.test("exec: output, exit codes, options, stdin and inspect", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     await ok(daemon, ["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
 
     for (const cli of ["pouch", "docker"] as const) {
@@ -335,7 +312,7 @@ Deno.test("exec: output, exit codes, options, stdin and inspect", async (t) => {
 });
 
 Deno.test("interactive sessions in a terminal: run -it, exec -it, resize, detach, attach", async (t) => {
-  await withDaemon(async (daemon) => {
+  await withBusyboxDaemon(async (daemon) => {
     for (const cli of ["pouch", "docker"] as const) {
       const command = clis(daemon)[cli];
       const name = `${cli}-it`;

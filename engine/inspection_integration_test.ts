@@ -3,33 +3,16 @@
  * pouch's CLI, the Docker CLI and the raw API.
  */
 import assert from "node:assert/strict";
-import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
+import { pouchOk as ok, type TestDaemon, withBusyboxDaemon } from "../testdata/harness.ts";
 import { tarStream } from "./tar.ts";
 
-async function ok(daemon: TestDaemon, args: string[]): Promise<string> {
-  const result = await daemon.pouch(args);
-  assert.equal(
-    result.code,
-    0,
-    `pouch ${args.join(" ")} exited ${result.code}: ${result.stderr}${result.stdout}`,
-  );
-  return result.stdout;
-}
-
 async function withDaemon(fn: (daemon: TestDaemon) => Promise<void>): Promise<void> {
-  const tarball = await busyboxTarball();
-  await using daemon = await startDaemon();
-  try {
-    await ok(daemon, ["load", "-i", tarball]);
+  await withBusyboxDaemon(async (daemon) => {
     await fn(daemon);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- daemon log ---\n${await daemon.log()}`, {
-      cause: err,
-    });
-  }
-  // No cp mount may outlive its request.
-  const mounts = await Deno.readTextFile("/proc/self/mountinfo");
-  assert.ok(!mounts.includes(`${daemon.home}/tmp/cp-`), "a cp mount was left behind");
+    // No cp mount may outlive its request.
+    const mounts = await Deno.readTextFile("/proc/self/mountinfo");
+    assert.ok(!mounts.includes(`${daemon.home}/tmp/cp-`), "a cp mount was left behind");
+  });
 }
 
 async function sh(daemon: TestDaemon, name: string, script: string): Promise<void> {

@@ -262,3 +262,34 @@ export async function unmountUnder(dir: string): Promise<void> {
     await new Deno.Command("umount", { args: ["-l", point], stderr: "null" }).output();
   }
 }
+
+/** Runs `pouch ARGS` against `daemon`; throws with its output unless it exits 0. */
+export async function pouchOk(daemon: TestDaemon, args: string[]): Promise<string> {
+  const result = await daemon.pouch(args);
+  if (result.code !== 0) {
+    throw new Error(
+      `pouch ${args.join(" ")} exited ${result.code}: ${result.stderr}${result.stdout}`,
+    );
+  }
+  return result.stdout;
+}
+
+/**
+ * Runs `fn` against a fresh daemon with the busybox image loaded, and stops it afterwards; a
+ * failure carries the daemon's log.
+ */
+export async function withBusyboxDaemon(
+  fn: (daemon: TestDaemon) => Promise<void>,
+  options: DaemonOptions = {},
+): Promise<void> {
+  const tarball = await busyboxTarball();
+  await using daemon = await startDaemon(options);
+  try {
+    await pouchOk(daemon, ["load", "-i", tarball]);
+    await fn(daemon);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- daemon log ---\n${await daemon.log()}`, {
+      cause: err,
+    });
+  }
+}
