@@ -360,6 +360,21 @@ Deno.test("bad input gets clear errors and leaves nothing behind", async (t) => 
       await ok(daemon, ["rm", "-f", "idle", "busy"]);
     });
 
+    await t.step("an upgraded request with a huge body is refused with 413", async () => {
+      const conn = await Deno.connect({ transport: "unix", path: daemon.socket });
+      try {
+        await conn.write(new TextEncoder().encode(
+          "POST /exec/x/start HTTP/1.1\r\nHost: pouch\r\nConnection: Upgrade\r\n" +
+            "Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\n\r\n",
+        ));
+        const buffer = new Uint8Array(4096);
+        const n = await conn.read(buffer);
+        assert.match(new TextDecoder().decode(buffer.subarray(0, n ?? 0)), /^HTTP\/1\.1 413 /);
+      } finally {
+        conn.close();
+      }
+    });
+
     await t.step("unknown paths are JSON 404s and the daemon keeps serving", async () => {
       const api = await daemon.api("GET", "/v1.41/nothing/here");
       assert.equal(api.status, 404);

@@ -86,6 +86,9 @@ export async function serveApi(
   };
 }
 
+/** Bodies of upgraded requests (exec start's small JSON) are read whole, so they are capped. */
+const MAX_UPGRADE_BODY = 1024 * 1024;
+
 /** Runs an `Upgrade: tcp` request through the app with the socket to take over. */
 async function handleUpgrade(
   app: Hono<ApiEnv>,
@@ -100,6 +103,14 @@ async function handleUpgrade(
   // The request's body (exec start's JSON): Deno's node:http hands one that came in the same
   // packet as the head to `req`, and leaves one that came later on the socket.
   const length = Number(req.headers["content-length"] ?? 0) || 0;
+  if (length > MAX_UPGRADE_BODY) {
+    const message = JSON.stringify({ message: "request body too large" });
+    socket.end(
+      `HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${message.length}\r\nConnection: close\r\n\r\n${message}`,
+    );
+    return;
+  }
   let buffered = head;
   if (length > 0 && req.complete) {
     for await (const chunk of req) buffered = concat(buffered, chunk as Uint8Array);
