@@ -134,6 +134,21 @@ export const createFlags: FlagSpec[] = [
     kind: "string",
     description: "Script run in the container before its command (rich mode)",
   },
+  {
+    name: "initcmd",
+    kind: "string",
+    description: "Command run by /bin/sh in the container before its command (rich mode)",
+  },
+  {
+    name: "prestart-hook",
+    kind: "list",
+    description: "OCI prestart hook run on the host: 'PATH [ARG...]' (repeatable)",
+  },
+  {
+    name: "poststop-hook",
+    kind: "list",
+    description: "OCI poststop hook run on the host: 'PATH [ARG...]' (repeatable)",
+  },
   { name: "enableLxcfs", kind: "bool", description: "Enable lxcfs for the container" },
   {
     name: "disk-quota",
@@ -200,6 +215,7 @@ export interface CreateBody {
   Rich?: boolean;
   RichMode?: string;
   InitScript?: string;
+  InitCmd?: string;
   DiskQuota?: Record<string, string>;
   SpecificID?: string;
   HostConfig: Record<string, unknown>;
@@ -453,6 +469,9 @@ export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): C
     body.RichMode = mode;
   }
   if (flags.has("initscript")) body.InitScript = flags.string("initscript");
+  if (flags.has("initcmd")) body.InitCmd = flags.string("initcmd");
+  if (flags.list("prestart-hook").length > 0) host.PrestartHooks = flags.list("prestart-hook");
+  if (flags.list("poststop-hook").length > 0) host.PoststopHooks = flags.list("poststop-hook");
   if (flags.bool("enableLxcfs")) host.EnableLxcfs = true;
   if (flags.list("disk-quota").length > 0) {
     const quota: Record<string, string> = {};

@@ -113,6 +113,24 @@ Deno.test("buildCreateRequest() sends PouchContainer's fields", () => {
   assert.equal(req.body.HostConfig.EnableLxcfs, true);
 });
 
+Deno.test("buildCreateRequest() sends --initcmd and the OCI hooks", () => {
+  const req = build([
+    "--rich",
+    "--initcmd",
+    "echo hi >> /log",
+    "--prestart-hook",
+    "/bin/a x",
+    "--prestart-hook",
+    "/bin/b",
+    "--poststop-hook",
+    "/bin/c",
+    "busybox",
+  ]);
+  assert.equal(req.body.InitCmd, "echo hi >> /log");
+  assert.deepEqual(req.body.HostConfig.PrestartHooks, ["/bin/a x", "/bin/b"]);
+  assert.deepEqual(req.body.HostConfig.PoststopHooks, ["/bin/c"]);
+});
+
 Deno.test("buildCreateRequest() reads env and label files", () => {
   const req = build(["--env-file", "e", "--label-file", "l", "-e", "B=2", "busybox"], {
     e: "# x\nA=1\nHOME\n",

@@ -23,6 +23,7 @@ import { imageCommands, imageGroupCommands } from "./image.ts";
 import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
+import { volumeGroupCommands } from "./volume.ts";
 
 /** Options of {@link runCli}: where input and output go (tests capture them). */
 export interface RunCliOptions {
@@ -59,6 +60,7 @@ const groups: CommandGroup[] = [
     commands: [...containerGroupCommands, ...attachCommands, ...inspectionCommands],
   },
   { name: "image", description: "Manage images", commands: imageGroupCommands },
+  { name: "volume", description: "Manage volumes", commands: volumeGroupCommands },
 ];
 
 const topLevel: Command[] = [

@@ -6,6 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { invalidArgument } from "./errors.ts";
+import { checkHook } from "./rich.ts";
+import type { OciHooks } from "./spec.ts";
 
 /** The daemon's resolved configuration. */
 export interface DaemonConfig {
@@ -34,6 +36,10 @@ export interface DaemonConfig {
   registryMirrors: Record<string, string[]>;
   /** HTTP proxy for pulls only (a P2P distributor such as Dragonfly); empty: none. */
   imageProxy: string;
+  /** OCI hooks every new container gets (config file key `hooks`). */
+  hooks: OciHooks;
+  /** The static init bind-mounted into rich containers. */
+  richInit: string;
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -53,6 +59,8 @@ export function defaultConfig(): DaemonConfig {
     insecureRegistries: [],
     registryMirrors: {},
     imageProxy: "",
+    hooks: {},
+    richInit: "/usr/bin/tini-static",
   };
 }
 
@@ -79,6 +87,7 @@ Options:
                              A mirror of registry HOST, tried before it (repeatable, in order)
       --registry-mirrors URL A mirror of Docker Hub (repeatable, in order)
       --image-proxy URL      HTTP proxy used for pulls only (e.g. a P2P distributor)
+      --rich-init PATH       Static init for rich containers (default /usr/bin/tini-static)
   -h, --help                 Print this help
 `;
 
@@ -97,6 +106,8 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "insecure-registries": "insecureRegistries",
   "registry-mirrors": "registryMirrors",
   "image-proxy": "imageProxy",
+  "hooks": "hooks",
+  "rich-init": "richInit",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -122,6 +133,7 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "registry-mirror": { type: "string", multiple: true },
         "registry-mirrors": { type: "string", multiple: true },
         "image-proxy": { type: "string" },
+        "rich-init": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -167,6 +179,7 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   Object.assign(config.registryMirrors, flagMirrors);
   if (flags["image-proxy"] !== undefined) config.imageProxy = flags["image-proxy"];
   if (config.imageProxy) checkMirrorUrl(config.imageProxy);
+  if (flags["rich-init"]) config.richInit = flags["rich-init"];
   for (const address of config.listen) parseListenAddress(address);
   if (!config.runtimes[config.defaultRuntime]) {
     throw invalidArgument(`default runtime ${config.defaultRuntime} is not a known runtime`);
@@ -209,6 +222,8 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
       config.insecureRegistries = Array.isArray(value)
         ? value.map(String)
         : splitList(String(value));
+    } else if (field === "hooks") {
+      config.hooks = parseHooks(value, path);
     } else if (field === "registryMirrors") {
       config.registryMirrors = parseMirrors(value, path);
     } else {
@@ -271,6 +286,29 @@ export function parseMirrors(value: unknown, path: string): Record<string, strin
     );
   }
   return out;
+}
+
+/**
+ * `"hooks"` of the config file: `{"prestart": [{"path": "/bin/x", "args": ["x", "-v"]}],
+ * "poststop": [...]}`, PouchContainer's and the OCI spec's shape.
+ */
+export function parseHooks(value: unknown, path: string): OciHooks {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalidArgument(`config file ${path}: "hooks" must be an object`);
+  }
+  const hooks: OciHooks = {};
+  for (const [kind, list] of Object.entries(value)) {
+    if (kind !== "prestart" && kind !== "poststop") {
+      throw invalidArgument(
+        `config file ${path}: unknown hook kind "${kind}": want prestart or poststop`,
+      );
+    }
+    if (!Array.isArray(list)) {
+      throw invalidArgument(`config file ${path}: "hooks.${kind}" must be a list`);
+    }
+    hooks[kind] = list.map((hook) => checkHook(hook, `config file ${path}: hooks.${kind}`));
+  }
+  return hooks;
 }
 
 function splitOnce(text: string, separator: string): [string, string] {

@@ -50,3 +50,31 @@ Deno.test("loadConfig() refuses bad files, unknown keys, flags and addresses", a
     isInvalidArgument,
   );
 });
+
+Deno.test("loadConfig() reads daemon-wide OCI hooks and --rich-init", async () => {
+  const hooks = {
+    prestart: [{ path: "/usr/bin/log", args: ["log", "start"], timeout: 5 }],
+    poststop: [{ path: "/usr/bin/log" }],
+  };
+  await withFile(JSON.stringify({ hooks }), async (path) => {
+    const config = await loadConfig(["--config-file", path, "--rich-init", "/opt/tini"]);
+    assert.ok(config !== "help");
+    assert.deepEqual(config.hooks, {
+      prestart: [{ path: "/usr/bin/log", args: ["log", "start"], timeout: 5 }],
+      poststop: [{ path: "/usr/bin/log", args: ["/usr/bin/log"] }],
+    });
+    assert.equal(config.richInit, "/opt/tini");
+  });
+  for (
+    const bad of [
+      { hooks: [] },
+      { hooks: { poststart: [] } },
+      { hooks: { prestart: [{ path: "log" }] } },
+      { hooks: { prestart: [{ path: "/bin/log", args: "x" }] } },
+    ]
+  ) {
+    await withFile(JSON.stringify(bad), async (path) => {
+      await assert.rejects(loadConfig(["--config-file", path]), isInvalidArgument);
+    });
+  }
+});

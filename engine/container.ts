@@ -24,18 +24,38 @@ import {
   messageOf,
   notFound,
   notModified,
+  systemError,
+  unavailable,
 } from "./errors.ts";
 import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { frame, JsonFileLog, readLogs } from "./logs.ts";
 import { randomId, randomName, validateName } from "./names.ts";
-import { readRootfsFile } from "./rootfs.ts";
+import {
+  awaitInitStep,
+  DEFAULT_STATIC_INIT,
+  hasInitStep,
+  hooksSpecOpt,
+  INIT_STEP_SHELL,
+  resetInitStep,
+  richSpecOpts,
+  validateHooks,
+  validateRich,
+} from "./rich.ts";
+import { readRootfsFile, rootfsHas } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
-import { buildSpec, parseCapabilityMask, validateHostConfig } from "./spec.ts";
+import { buildSpec, type OciHooks, parseCapabilityMask, validateHostConfig } from "./spec.ts";
 import { makeFifos, OutputHub, type OutputListener, OutputPump, StdinWriter } from "./stdio.ts";
 import type { Bucket, Store } from "./store.ts";
 import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
 import { resolveUser } from "./user.ts";
+import {
+  type MountPoint,
+  mountPointsOf,
+  type VolumeAttacher,
+  volumeBinds,
+  withVolumeSources,
+} from "./volumes.ts";
 
 /** A container's status, as Docker names them. */
 export type Status =
@@ -80,6 +100,8 @@ export interface Container {
   snapshotKey: string;
   /** `creating` until create finished; a record left `creating` is a crash to undo. */
   phase: "creating" | "ready";
+  /** Inspect's `Mounts`: the binds and the named volumes attached (detached on remove). */
+  mounts?: MountPoint[];
 }
 
 /** What the container manager needs of the image manager. */
@@ -104,6 +126,14 @@ export interface ContainerManagerOptions {
   defaultRuntime: string;
   /** Where container events (create, start, die, ...) are reported. */
   events?: EventSink;
+  /** The static init of rich containers; default {@link DEFAULT_STATIC_INIT}. */
+  staticInit?: string;
+  /** OCI hooks every container gets (the daemon config's `hooks`), before its own. */
+  hooks?: OciHooks;
+  /** How long a start waits for a rich container's init script; default 60 s. */
+  initStepTimeoutMs?: number;
+  /** The volume manager, for `-v NAME:/path`; without it named volumes are refused. */
+  volumes?: VolumeAttacher;
 }
 
 /** `POST /containers/create`'s body. */
@@ -162,6 +192,10 @@ export class ContainerManager {
   readonly #defaultRuntime: string;
   readonly #live = new Map<string, Live>();
   readonly #events: EventSink | undefined;
+  readonly #staticInit: string;
+  readonly #hooks: OciHooks;
+  readonly #initStepTimeoutMs: number;
+  readonly #volumes: VolumeAttacher | undefined;
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -177,6 +211,10 @@ export class ContainerManager {
     this.#runtimes = options.runtimes;
     this.#defaultRuntime = options.defaultRuntime;
     this.#events = options.events;
+    this.#staticInit = options.staticInit ?? DEFAULT_STATIC_INIT;
+    this.#hooks = options.hooks ?? {};
+    this.#initStepTimeoutMs = options.initStepTimeoutMs ?? 60_000;
+    this.#volumes = options.volumes;
   }
 
   /**
@@ -253,7 +291,16 @@ export class ContainerManager {
     const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
     const config: ContainerConfig = { ...configIn };
     if (!config.Image) throw invalidArgument("config.Image is required: no image given");
-    validateHostConfig(hostConfig);
+    // Named volumes get their host paths once attached; until then a placeholder lets the
+    // spec's checks (destinations, modes, duplicates) run before anything is created.
+    const namedBinds = volumeBinds(hostConfig.Binds ?? []);
+    if (namedBinds.length > 0 && !this.#volumes) {
+      throw invalidArgument("named volumes are not supported: the daemon has no volume manager");
+    }
+    validateHostConfig(withVolumeSources(hostConfig, namedBinds, (b) => `/volume/${b.name}`));
+    validateRich(config);
+    validateHooks(hostConfig);
+    if (config.Rich) await this.#checkStaticInit();
     hostConfig.NetworkMode ||= "default";
     const networkMode = hostConfig.NetworkMode;
     if (!["default", "none", "host", "bridge"].includes(networkMode)) {
@@ -330,10 +377,34 @@ export class ContainerManager {
         passwd: await readRootfsFile(mounts, "/etc/passwd"),
         group: await readRootfsFile(mounts, "/etc/group"),
       }, hostConfig.GroupAdd ?? undefined);
+      const runDir = `${dir}/rich`;
+      if (hasInitStep(config)) {
+        if (!await rootfsHas(mounts, INIT_STEP_SHELL)) {
+          throw invalidArgument(
+            `--initscript and --initcmd run with ${INIT_STEP_SHELL}, which image ${config.Image} ` +
+              "does not have",
+          );
+        }
+        // The wrapper writes its status here as the container's user.
+        await Deno.mkdir(runDir, { mode: 0o700 });
+        await Deno.chown(runDir, user.uid, user.gid);
+      }
+      const attached = new Map<number, { name: string; driver: string; source: string }>();
+      for (const bind of namedBinds) {
+        attached.set(
+          bind.index,
+          await this.#volumes!.attach(bind.name, id, {
+            destination: bind.destination,
+            readOnly: bind.readOnly,
+          }),
+        );
+        undo.push(() => this.#volumes!.detach(bind.name, id));
+      }
+      record.mounts = mountPointsOf(hostConfig.Binds ?? [], attached);
       const spec = buildSpec({
         id,
         config,
-        hostConfig,
+        hostConfig: withVolumeSources(hostConfig, namedBinds, (b) => attached.get(b.index)!.source),
         image: image.config.config ?? {},
         user,
         files: {
@@ -344,6 +415,11 @@ export class ContainerManager {
         cgroupsPath: `${hostConfig.CgroupParent || "/pouch"}/${id}`,
         limits: await this.#daemonLimits(),
         warn: (message: string) => warnings.push(message),
+      }, {
+        extraOpts: [
+          ...richSpecOpts({ staticInit: this.#staticInit, runDir }),
+          hooksSpecOpt(this.#hooks),
+        ],
       });
 
       await this.#client.containers.create({
@@ -375,6 +451,20 @@ export class ContainerManager {
         }
       }
       throw err;
+    }
+  }
+
+  /** Rich containers need the host's static init; say which package gives it. */
+  async #checkStaticInit(): Promise<void> {
+    try {
+      const info = await Deno.stat(this.#staticInit);
+      if (!info.isFile) throw new Error("not a regular file");
+    } catch (err) {
+      throw unavailable(
+        `rich containers need a static init at ${this.#staticInit} (Debian package tini): ` +
+          messageOf(err),
+        err,
+      );
     }
   }
 
@@ -435,6 +525,8 @@ export class ContainerManager {
     await this.#client.tasks.delete(id).catch(() => {});
 
     const tty = container.config.Tty === true;
+    const initStep = hasInitStep(container.config);
+    if (initStep) await resetInitStep(`${this.dir(id)}/rich`);
     const fifos = await makeFifos(`${this.dir(id)}/io`, "init", {
       stdin: container.config.OpenStdin === true,
       tty,
@@ -471,6 +563,23 @@ export class ContainerManager {
       await log.close();
       throw this.#startFailed(container, err);
     }
+    if (initStep) {
+      const failure = await this.#initStepFailure(container);
+      if (failure) {
+        const exitStatus = await this.#reapFailedStart(id, failure.exitCode === undefined);
+        await stdin?.close();
+        await pump.settle(1000) || await pump.abandon();
+        await log.close();
+        container.state = {
+          ...container.state,
+          Status: container.state.Status === "created" ? "created" : "exited",
+          ExitCode: failure.exitCode ?? exitStatus ?? 255,
+          Error: failure.message,
+        };
+        this.#records.put(id, container);
+        throw systemError(failure.message);
+      }
+    }
     live.pump = pump;
     live.stdin = stdin;
     container.state = {
@@ -482,6 +591,54 @@ export class ContainerManager {
     this.#log.info("container started", { id: id.slice(0, 12), pid });
     this.#emit(container, "start");
     this.#monitor(id, pump, log);
+  }
+
+  /**
+   * Waits for a rich container's init script or command (see `rich.ts`); undefined when it
+   * succeeded, else the error message with its output and its exit code (none on a timeout).
+   */
+  async #initStepFailure(
+    container: Container,
+  ): Promise<{ message: string; exitCode?: number } | undefined> {
+    const what = container.config.InitScript
+      ? `init script ${container.config.InitScript}`
+      : "init command";
+    const result = await awaitInitStep(`${this.dir(container.id)}/rich`, {
+      timeoutMs: this.#initStepTimeoutMs,
+      exited: async () => {
+        const task = await this.#client.tasks.get(container.id).catch(() => undefined);
+        return !task || task.status === "stopped";
+      },
+    });
+    if (result.ok) return undefined;
+    const output = result.output.trim();
+    const tail = output === "" ? " (no output)" : `: ${output}`;
+    if (result.exitCode !== undefined) {
+      return {
+        message: `${what} failed with exit code ${result.exitCode}${tail}`,
+        exitCode: result.exitCode,
+      };
+    }
+    if (result.reason === "timeout") {
+      return {
+        message: `${what} did not finish within ${this.#initStepTimeoutMs / 1000}s${tail}`,
+      };
+    }
+    return { message: `the container exited before its ${what} finished${tail}` };
+  }
+
+  /** Ends the task of a start that failed after the task started; returns its exit status. */
+  async #reapFailedStart(id: string, kill: boolean): Promise<number | undefined> {
+    if (kill) await this.#client.tasks.kill(id, 9, { all: true }).catch(() => {});
+    let exit = await this.#client.tasks.wait(id, { signal: AbortSignal.timeout(5000) })
+      .catch(() => undefined);
+    if (!exit) {
+      await this.#client.tasks.kill(id, 9, { all: true }).catch(() => {});
+      exit = await this.#client.tasks.wait(id, { signal: AbortSignal.timeout(5000) })
+        .catch(() => undefined);
+    }
+    const deleted = await this.#client.tasks.delete(id).catch(() => undefined);
+    return exit?.exitStatus ?? deleted?.exitStatus;
   }
 
   /** Records a failed start as Docker does (exit code 127/126/128) and builds the error. */
@@ -716,6 +873,12 @@ export class ContainerManager {
       },
     );
     await Deno.remove(this.dir(id), { recursive: true }).catch(() => {});
+    for (const mount of container.mounts ?? []) {
+      if (mount.Type !== "volume" || !mount.Name) continue;
+      await this.#volumes?.detach(mount.Name, id).catch((err) =>
+        this.#log.warn("detaching a volume failed", { id, volume: mount.Name, error: err })
+      );
+    }
     this.#store.transaction(() => {
       this.#records.delete(id);
       if (this.#store.nameOwner(container.name) === id) this.#store.releaseName(container.name);

@@ -21,6 +21,7 @@ import { ContainerMonitor } from "./stats.ts";
 import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
+import { LocalDriver, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -90,6 +91,12 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
     const events = new EventBus();
     const store = new Store(`${home}/meta.db`);
     cleanup.push(() => store.close());
+    const volumeRoot = `${home}/volumes`;
+    const volumes = new VolumeManager({
+      store,
+      drivers: [new LocalDriver({ root: volumeRoot }), new TmpfsDriver({ root: volumeRoot })],
+      events,
+    });
     const registry = new RegistryClient({
       mirrors: config.registryMirrors,
       insecure: config.insecureRegistries,
@@ -112,8 +119,15 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       runtimes: config.runtimes,
       defaultRuntime: config.defaultRuntime,
       events,
+      staticInit: config.richInit,
+      hooks: config.hooks,
+      volumes,
     });
     await containers.restore();
+    await volumes.restore({
+      liveContainers: new Set(containers.list().map((c) => c.id)),
+      warn: (message) => log.warn(message),
+    });
     cleanup.push(() => containers.close());
     const exec = new ExecManager({ client, containers, log });
     cleanup.push(() => exec.close());
@@ -132,6 +146,7 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
         monitor: new ContainerMonitor({ client, containers }),
       },
       events,
+      volumes,
       log,
     });
     const server = await serveApi(app, { listen: config.listen, log });

@@ -42,3 +42,21 @@ export async function readRootfsFile(mounts: Mount[], path: string): Promise<str
   }
   return undefined;
 }
+
+/**
+ * Whether `path` exists (as anything but a whiteout) in the filesystem `mounts` describe. A
+ * symlinked directory of a lower layer (`/bin -> usr/bin`) is only followed within one layer,
+ * which is enough for the shell checks it serves.
+ */
+export async function rootfsHas(mounts: Mount[], path: string): Promise<boolean> {
+  const relative = path.replace(/^\/+/, "");
+  for (const dir of layerDirs(mounts)) {
+    try {
+      const info = await Deno.lstat(`${dir}/${relative}`);
+      return !info.isCharDevice;
+    } catch {
+      continue;
+    }
+  }
+  return false;
+}

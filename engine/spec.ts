@@ -35,6 +35,27 @@ export interface OciSpec {
   hostname?: string;
   mounts: OciMount[];
   linux: OciLinux;
+  /** Programs the runtime runs on the host at points of the container's life. */
+  hooks?: OciHooks;
+}
+
+/** An OCI hook: run on the host with the container's state JSON on stdin. */
+export interface OciHook {
+  path: string;
+  /** The full argv, `args[0]` included. */
+  args?: string[];
+  env?: string[];
+  /** Seconds before the runtime kills the hook. */
+  timeout?: number;
+}
+
+/** The OCI hooks pouch sets (`hooks`). */
+export interface OciHooks {
+  /** After the namespaces are created, before the process starts (deprecated in OCI, but
+   * runc 1.1 and crun run them, and PouchContainer used them). */
+  prestart?: OciHook[];
+  /** After the container is deleted. */
+  poststop?: OciHook[];
 }
 
 /** The container's process (`process`). */

@@ -36,6 +36,8 @@ export interface ContainerConfig {
   Rich?: boolean;
   RichMode?: string;
   InitScript?: string;
+  /** pouch's own: a command run by `/bin/sh -c` before the container's command (rich mode). */
+  InitCmd?: string;
   DiskQuota?: Record<string, string> | null;
   SpecificID?: string;
 }
@@ -127,6 +129,10 @@ export interface HostConfig {
   ReadonlyPaths?: string[] | null;
   // PouchContainer's fields.
   EnableLxcfs?: boolean;
+  /** pouch's own: OCI prestart hooks, each `PATH [ARG...]`, run on the host by the runtime. */
+  PrestartHooks?: string[] | null;
+  /** pouch's own: OCI poststop hooks, each `PATH [ARG...]`. */
+  PoststopHooks?: string[] | null;
 }
 
 /** The OCI image configuration's `config` object (what the image says to run). */

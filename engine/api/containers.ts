@@ -230,7 +230,7 @@ export function summaryView(container: Container) {
       Runtime: container.runtime,
     },
     NetworkSettings: { Networks: {} },
-    Mounts: [],
+    Mounts: container.mounts ?? [],
   };
 }
 
@@ -280,7 +280,7 @@ export function inspectView(
       RestartPolicy: container.hostConfig.RestartPolicy ?? { Name: "no", MaximumRetryCount: 0 },
     },
     GraphDriver: { Name: container.snapshotter, Data: null },
-    Mounts: [],
+    Mounts: container.mounts ?? [],
     Config: container.config,
     NetworkSettings: {
       Bridge: "",

@@ -14,6 +14,7 @@ import { type ExecBackend, execRoutes } from "./exec.ts";
 import type { ApiEnv } from "./http.ts";
 import { authRoutes, imageRoutes, type ImagesBackend } from "./images.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
+import { volumeRoutes, type VolumesBackend } from "./volumes.ts";
 
 export { API_VERSION, MIN_API_VERSION } from "./system.ts";
 export { HIJACKED } from "./http.ts";
@@ -30,6 +31,8 @@ export interface ApiBackend {
   containerFiles?: ContainerFilesBackend;
   /** The event bus; without it `/events` is absent. */
   events?: EventsBackend;
+  /** The volume manager; without it `/volumes` is absent. */
+  volumes?: VolumesBackend;
   log: Logger;
 }
 
@@ -49,6 +52,7 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   if (backend.events) api.route("/", eventRoutes(backend.events));
   api.route("/images", imageRoutes(backend.images));
   api.route("/", authRoutes(backend.images));
+  if (backend.volumes) api.route("/volumes", volumeRoutes(backend.volumes));
 
   const app = new Hono<ApiEnv>();
   app.route("/:version{v[0-9]+\\.[0-9]+}", api);

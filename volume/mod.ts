@@ -1,0 +1,432 @@
+/**
+ * The volume manager: named volumes behind pluggable drivers (`local`, `tmpfs`), their metadata
+ * in the daemon's store (bucket `volume`), and reference counting by container: a volume that a
+ * container uses cannot be removed (409). Create and remove complete or leave nothing behind;
+ * operations on one volume are serialised.
+ *
+ * @module
+ */
+import { conflict, invalidArgument, isNotFound, notFound } from "../engine/errors.ts";
+import type { DriverVolume, VolumeDriver } from "./driver.ts";
+import { validateVolumeName } from "./driver.ts";
+
+export { parseSize, validateVolumeName } from "./driver.ts";
+export type { DriverCapabilities, DriverVolume, VolumeDriver } from "./driver.ts";
+export { detectProjectQuota, LocalDriver } from "./local.ts";
+export { TmpfsDriver } from "./tmpfs.ts";
+
+/** The persisted record of a volume. */
+export interface VolumeRecord {
+  name: string;
+  driver: string;
+  /** RFC 3339 creation time. */
+  created: string;
+  labels: Record<string, string>;
+  options: Record<string, string>;
+  /** The host path containers mount. */
+  mountpoint: string;
+  /** The driver's status (backend, size, ...). */
+  status: Record<string, unknown>;
+  /** IDs of the containers using the volume. */
+  refs: string[];
+  /** Made for an image's `VOLUME` or a `-v /path` without a name; `rm -v` removes it. */
+  anonymous: boolean;
+}
+
+/** Docker's `Volume` object. */
+export interface Volume {
+  Name: string;
+  Driver: string;
+  Mountpoint: string;
+  CreatedAt: string;
+  Labels: Record<string, string>;
+  Scope: "local" | "global";
+  Options: Record<string, string>;
+  Status: Record<string, unknown>;
+  UsageData: { RefCount: number; Size: number };
+}
+
+/** A typed collection of records (the engine's `Bucket` is one). */
+export interface VolumeBucket<T> {
+  /** The record `id`, or undefined. */
+  find(id: string): T | undefined;
+  /** Every record. */
+  list(): T[];
+  /** Writes the record `id`. */
+  put(id: string, value: T): void;
+  /** Deletes the record `id`. */
+  delete(id: string): void;
+}
+
+/** The store as the volume manager uses it (the engine's `Store` is one). */
+export interface VolumeStore {
+  /** A typed collection of records. */
+  bucket<T>(kind: string): VolumeBucket<T>;
+  /** Runs `fn` in one transaction. */
+  transaction<R>(fn: () => R): R;
+}
+
+/** Where volume events go (the engine's `EventBus` is one). */
+export interface VolumeEventSink {
+  /** Publishes one event. */
+  emit(input: {
+    type: "volume";
+    action: string;
+    id: string;
+    attributes?: Record<string, string>;
+  }): void;
+}
+
+/** Options of {@link VolumeManager}. */
+export interface VolumeManagerOptions {
+  store: VolumeStore;
+  /** The drivers by which volumes can be created; the first named `local` is the default. */
+  drivers: VolumeDriver[];
+  /** Where `create`, `mount`, `unmount` and `destroy` are reported. */
+  events?: VolumeEventSink;
+}
+
+/** `POST /volumes/create`'s body. */
+export interface CreateVolumeRequest {
+  Name?: string;
+  Driver?: string;
+  DriverOpts?: Record<string, string> | null;
+  Labels?: Record<string, string> | null;
+}
+
+/** Options of {@link VolumeManager.attach}. */
+export interface AttachVolumeOptions {
+  /** Where the container mounts it (for the `mount` event). */
+  destination?: string;
+  /** Whether the container mounts it read-only (for the `mount` event). */
+  readOnly?: boolean;
+}
+
+/** A volume attached to a container. */
+export interface AttachedVolume {
+  name: string;
+  driver: string;
+  /** The host path to bind-mount into the container. */
+  source: string;
+}
+
+/** Filters of {@link VolumeManager.list} (Docker's `name`, `driver`, `label`, `dangling`). */
+export type VolumeFilters = Record<string, string[]>;
+
+const FILTERS = ["name", "driver", "label", "dangling"];
+
+/** Creates, lists and removes volumes and counts the containers using them. */
+export class VolumeManager {
+  readonly #store: VolumeStore;
+  readonly #records: VolumeBucket<VolumeRecord>;
+  readonly #drivers = new Map<string, VolumeDriver>();
+  readonly #events: VolumeEventSink | undefined;
+  readonly #locks = new Map<string, Promise<void>>();
+
+  /** A manager over `options.store` with `options.drivers`. */
+  constructor(options: VolumeManagerOptions) {
+    this.#store = options.store;
+    this.#records = options.store.bucket<VolumeRecord>("volume");
+    for (const driver of options.drivers) this.#drivers.set(driver.name, driver);
+    this.#events = options.events;
+  }
+
+  /** The volume `name`; throws NotFound (`get NAME: no such volume`). */
+  get(name: string): Volume {
+    return this.#view(this.#record(name));
+  }
+
+  /** The record of volume `name` (a copy); throws NotFound. */
+  record(name: string): VolumeRecord {
+    return this.#record(name);
+  }
+
+  /** Every volume matching `filters`. */
+  list(filters: VolumeFilters = {}): Volume[] {
+    for (const key of Object.keys(filters)) {
+      if (!FILTERS.includes(key)) throw invalidArgument(`invalid filter '${key}'`);
+    }
+    return this.#list().filter((record) => matchesFilters(record, filters)).map((r) =>
+      this.#view(r)
+    );
+  }
+
+  /**
+   * Creates a volume. An existing one of the same name and driver is answered as it is (Docker's
+   * idempotent create); one of another driver is a conflict. Nothing is left on failure.
+   */
+  async create(
+    request: CreateVolumeRequest,
+    options: { anonymous?: boolean } = {},
+  ): Promise<Volume> {
+    const name = request.Name ? validateVolumeName(request.Name) : randomVolumeName();
+    const driverName = request.Driver || "local";
+    const driver = this.#driver(driverName);
+    return await this.#locked(name, async () => {
+      const existing = this.#find(name);
+      if (existing) {
+        if (existing.driver !== driverName) {
+          throw conflict(
+            `create ${name}: volume name is already in use with driver "${existing.driver}"`,
+          );
+        }
+        return this.#view(existing);
+      }
+      const created = await driver.create(name, { ...(request.DriverOpts ?? {}) });
+      const record: VolumeRecord = {
+        name,
+        driver: driverName,
+        created: new Date().toISOString(),
+        labels: { ...(request.Labels ?? {}) },
+        options: created.options,
+        mountpoint: created.mountpoint,
+        status: created.status,
+        refs: [],
+        anonymous: options.anonymous === true,
+      };
+      try {
+        this.#records.put(name, record);
+      } catch (err) {
+        await driver.remove(created).catch(() => {});
+        throw err;
+      }
+      this.#emit(record, "create");
+      return this.#view(record);
+    });
+  }
+
+  /**
+   * Removes a volume. One in use is a conflict (409), even with `force`, which only makes a
+   * missing volume not an error (Docker's `volume rm -f`).
+   */
+  remove(name: string, options: { force?: boolean } = {}): Promise<void> {
+    return this.#locked(name, async () => {
+      const record = this.#find(name);
+      if (!record) {
+        if (options.force) return;
+        throw notFound(`get ${name}: no such volume`);
+      }
+      if (record.refs.length > 0) {
+        throw conflict(`remove ${name}: volume is in use - [${record.refs.join(", ")}]`);
+      }
+      await this.#driver(record.driver).remove(driverVolume(record));
+      this.#records.delete(name);
+      this.#emit(record, "destroy");
+    });
+  }
+
+  /** Removes every volume no container uses (matching `filters.label`); answers what went. */
+  async prune(
+    filters: VolumeFilters = {},
+  ): Promise<{ VolumesDeleted: string[]; SpaceReclaimed: number }> {
+    for (const key of Object.keys(filters)) {
+      if (key !== "label") throw invalidArgument(`invalid filter '${key}'`);
+    }
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const record of this.#list()) {
+      if (record.refs.length > 0 || !matchesFilters(record, filters)) continue;
+      const size = await diskUsage(record.mountpoint);
+      try {
+        await this.remove(record.name);
+      } catch (err) {
+        // Taken by a container meanwhile, or removed by someone else: not this prune's business.
+        if (isNotFound(err) || (err as { kind?: string }).kind === "Conflict") continue;
+        throw err;
+      }
+      deleted.push(record.name);
+      reclaimed += size;
+    }
+    return { VolumesDeleted: deleted, SpaceReclaimed: reclaimed };
+  }
+
+  /**
+   * Gives container `containerId` the volume `name`, creating it with the local driver when it
+   * does not exist (`run -v name:/path`); answers the host path to bind. Counts the reference
+   * before the driver mounts, and takes it back if the mount fails.
+   */
+  async attach(
+    name: string,
+    containerId: string,
+    options: AttachVolumeOptions = {},
+  ): Promise<AttachedVolume> {
+    validateVolumeName(name);
+    if (!this.#find(name)) await this.create({ Name: name });
+    return this.#locked(name, async () => {
+      const record = this.#record(name);
+      if (!record.refs.includes(containerId)) {
+        record.refs.push(containerId);
+        this.#records.put(name, record);
+      }
+      const driver = this.#driver(record.driver);
+      let source: string;
+      try {
+        source = await driver.mount(driverVolume(record), containerId);
+      } catch (err) {
+        this.#dropRef(name, containerId);
+        throw err;
+      }
+      this.#emit(record, "mount", {
+        container: containerId,
+        destination: options.destination ?? "",
+        propagation: "",
+        "read/write": String(options.readOnly !== true),
+      });
+      return { name, driver: record.driver, source };
+    });
+  }
+
+  /** Container `containerId` no longer uses volume `name`; a missing volume is not an error. */
+  detach(name: string, containerId: string): Promise<void> {
+    return this.#locked(name, async () => {
+      const record = this.#find(name);
+      if (!record || !record.refs.includes(containerId)) return;
+      await this.#driver(record.driver).unmount(driverVolume(record), containerId).catch(() => {});
+      this.#dropRef(name, containerId);
+      this.#emit(record, "unmount", { container: containerId });
+    });
+  }
+
+  /**
+   * After a daemon start: remounts what drivers keep mounted, and drops references of containers
+   * that no longer exist (`liveContainers`, when given).
+   */
+  async restore(
+    options: { liveContainers?: Set<string>; warn?: (message: string) => void } = {},
+  ): Promise<void> {
+    for (const record of this.#list()) {
+      const live = options.liveContainers;
+      if (live && record.refs.some((id) => !live.has(id))) {
+        record.refs = record.refs.filter((id) => live.has(id));
+        this.#records.put(record.name, record);
+      }
+      const driver = this.#drivers.get(record.driver);
+      try {
+        if (!driver) throw new Error(`unknown driver ${record.driver}`);
+        await driver.restore(driverVolume(record));
+      } catch (err) {
+        options.warn?.(`volume ${record.name}: cannot restore: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  #dropRef(name: string, containerId: string): void {
+    this.#store.transaction(() => {
+      const current = this.#find(name);
+      if (!current) return;
+      current.refs = current.refs.filter((id) => id !== containerId);
+      this.#records.put(name, current);
+    });
+  }
+
+  #find(name: string): VolumeRecord | undefined {
+    return this.#records.find(name);
+  }
+
+  #record(name: string): VolumeRecord {
+    const record = this.#find(name);
+    if (!record) throw notFound(`get ${name}: no such volume`);
+    return record;
+  }
+
+  #list(): VolumeRecord[] {
+    return this.#records.list();
+  }
+
+  #driver(name: string): VolumeDriver {
+    const driver = this.#drivers.get(name);
+    if (!driver) throw invalidArgument(`volume driver "${name}" not found`);
+    return driver;
+  }
+
+  #view(record: VolumeRecord): Volume {
+    const driver = this.#drivers.get(record.driver);
+    return {
+      Name: record.name,
+      Driver: record.driver,
+      Mountpoint: record.mountpoint,
+      CreatedAt: record.created,
+      Labels: { ...record.labels },
+      Scope: driver?.capabilities().scope ?? "local",
+      Options: { ...record.options },
+      Status: { ...record.status },
+      UsageData: { RefCount: record.refs.length, Size: -1 },
+    };
+  }
+
+  #emit(record: VolumeRecord, action: string, extra: Record<string, string> = {}): void {
+    this.#events?.emit({
+      type: "volume",
+      action,
+      id: record.name,
+      attributes: { driver: record.driver, ...extra },
+    });
+  }
+
+  /** Runs `fn` after every earlier operation on volume `name`. */
+  #locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(name) ?? Promise.resolve();
+    const result = previous.then(fn);
+    const done = result.then(() => {}, () => {});
+    this.#locks.set(name, done);
+    done.then(() => {
+      if (this.#locks.get(name) === done) this.#locks.delete(name);
+    });
+    return result;
+  }
+}
+
+/** Whether a record passes Docker's volume filters. */
+function matchesFilters(record: VolumeRecord, filters: VolumeFilters): boolean {
+  const name = filters.name;
+  if (name && name.length > 0 && !name.some((n) => record.name.includes(n))) return false;
+  const driver = filters.driver;
+  if (driver && driver.length > 0 && !driver.includes(record.driver)) return false;
+  for (const label of filters.label ?? []) {
+    const eq = label.indexOf("=");
+    if (eq < 0 && !(label in record.labels)) return false;
+    if (eq >= 0 && record.labels[label.slice(0, eq)] !== label.slice(eq + 1)) return false;
+  }
+  for (const dangling of filters.dangling ?? []) {
+    const want = parseBool(dangling);
+    if (want === undefined) throw invalidArgument(`invalid filter 'dangling=${dangling}'`);
+    if (want !== (record.refs.length === 0)) return false;
+  }
+  return true;
+}
+
+function parseBool(text: string): boolean | undefined {
+  if (["1", "true", "True", "TRUE"].includes(text)) return true;
+  if (["0", "false", "False", "FALSE"].includes(text)) return false;
+  return undefined;
+}
+
+function driverVolume(record: VolumeRecord): DriverVolume {
+  return {
+    name: record.name,
+    options: record.options,
+    mountpoint: record.mountpoint,
+    status: record.status,
+  };
+}
+
+function randomVolumeName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Bytes used under `path` (blocks actually allocated, so sparse images count what they hold). */
+async function diskUsage(path: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const entry of Deno.readDir(path)) {
+      const full = `${path}/${entry.name}`;
+      const info = await Deno.lstat(full);
+      total += (info.blocks ?? 0) * 512;
+      if (entry.isDirectory) total += await diskUsage(full);
+    }
+  } catch {
+    // Gone or unreadable: counts as nothing.
+  }
+  return total;
+}
