@@ -20,6 +20,7 @@ import { containerCommands, containerGroupCommands } from "./container.ts";
 import { cpCommand } from "./cp.ts";
 import { Flags, type FlagSpec, flagUsages, parseFlags, UsageError } from "./flags.ts";
 import { imageCommands, imageGroupCommands } from "./image.ts";
+import { remountLxcfsCommand } from "./lxcfs.ts";
 import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
@@ -70,6 +71,7 @@ const topLevel: Command[] = [
   ...imageCommands,
   ...systemCommands,
   eventsCommand,
+  remountLxcfsCommand,
 ];
 
 function findCommand(commands: Command[], name: string): Command | undefined {

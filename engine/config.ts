@@ -40,6 +40,12 @@ export interface DaemonConfig {
   hooks: OciHooks;
   /** The static init bind-mounted into rich containers. */
   richInit: string;
+  /** Containers get lxcfs unless they say otherwise (`--enable-lxcfs`). */
+  enableLxcfs: boolean;
+  /** The lxcfs binary the daemon runs (`--lxcfs`). */
+  lxcfs: string;
+  /** lxcfs's mount point (`--lxcfs-home`). */
+  lxcfsHome: string;
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -61,6 +67,9 @@ export function defaultConfig(): DaemonConfig {
     imageProxy: "",
     hooks: {},
     richInit: "/usr/bin/tini-static",
+    enableLxcfs: false,
+    lxcfs: "/usr/bin/lxcfs",
+    lxcfsHome: "/var/lib/lxcfs",
   };
 }
 
@@ -88,6 +97,10 @@ Options:
       --registry-mirrors URL A mirror of Docker Hub (repeatable, in order)
       --image-proxy URL      HTTP proxy used for pulls only (e.g. a P2P distributor)
       --rich-init PATH       Static init for rich containers (default /usr/bin/tini-static)
+      --enable-lxcfs         Give every container lxcfs's /proc files (--enableLxcfs)
+      --lxcfs PATH           lxcfs binary the daemon runs (default /usr/bin/lxcfs)
+      --lxcfs-home DIR       lxcfs mount point; an lxcfs already mounted there is used
+                             (default /var/lib/lxcfs)
   -h, --help                 Print this help
 `;
 
@@ -108,6 +121,9 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "image-proxy": "imageProxy",
   "hooks": "hooks",
   "rich-init": "richInit",
+  "enable-lxcfs": "enableLxcfs",
+  "lxcfs": "lxcfs",
+  "lxcfs-home": "lxcfsHome",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -134,6 +150,9 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "registry-mirrors": { type: "string", multiple: true },
         "image-proxy": { type: "string" },
         "rich-init": { type: "string" },
+        "enable-lxcfs": { type: "boolean" },
+        lxcfs: { type: "string" },
+        "lxcfs-home": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -180,6 +199,12 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   if (flags["image-proxy"] !== undefined) config.imageProxy = flags["image-proxy"];
   if (config.imageProxy) checkMirrorUrl(config.imageProxy);
   if (flags["rich-init"]) config.richInit = flags["rich-init"];
+  if (flags["enable-lxcfs"]) config.enableLxcfs = true;
+  if (flags.lxcfs) config.lxcfs = flags.lxcfs;
+  if (flags["lxcfs-home"]) config.lxcfsHome = flags["lxcfs-home"];
+  if (!config.lxcfsHome.startsWith("/")) {
+    throw invalidArgument(`invalid lxcfs home ${config.lxcfsHome}: want an absolute path`);
+  }
   for (const address of config.listen) parseListenAddress(address);
   if (!config.runtimes[config.defaultRuntime]) {
     throw invalidArgument(`default runtime ${config.defaultRuntime} is not a known runtime`);
@@ -218,6 +243,8 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
       config.listen = Array.isArray(value) ? value.map(String) : [String(value)];
     } else if (field === "debug") {
       config.debug = value === true;
+    } else if (field === "enableLxcfs") {
+      config.enableLxcfs = value === true;
     } else if (field === "insecureRegistries") {
       config.insecureRegistries = Array.isArray(value)
         ? value.map(String)

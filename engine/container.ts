@@ -20,6 +20,7 @@ import {
   conflict,
   EngineError,
   invalidArgument,
+  isConflict,
   isNotFound,
   messageOf,
   notFound,
@@ -42,6 +43,7 @@ import {
   validateHooks,
   validateRich,
 } from "./rich.ts";
+import type { LxcfsManager } from "./lxcfs.ts";
 import { readRootfsFile, rootfsHas } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
 import { buildSpec, type OciHooks, parseCapabilityMask, validateHostConfig } from "./spec.ts";
@@ -50,6 +52,8 @@ import type { Bucket, Store } from "./store.ts";
 import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
 import { resolveUser } from "./user.ts";
 import {
+  anonymousDestinations,
+  copyImageContent,
   type MountPoint,
   mountPointsOf,
   type VolumeAttacher,
@@ -134,6 +138,10 @@ export interface ContainerManagerOptions {
   initStepTimeoutMs?: number;
   /** The volume manager, for `-v NAME:/path`; without it named volumes are refused. */
   volumes?: VolumeAttacher;
+  /** lxcfs (`HostConfig.EnableLxcfs`); without it such containers are refused. */
+  lxcfs?: LxcfsManager;
+  /** Containers get lxcfs unless they set `EnableLxcfs: false` (`--enable-lxcfs`). */
+  enableLxcfs?: boolean;
 }
 
 /** `POST /containers/create`'s body. */
@@ -196,6 +204,8 @@ export class ContainerManager {
   readonly #hooks: OciHooks;
   readonly #initStepTimeoutMs: number;
   readonly #volumes: VolumeAttacher | undefined;
+  readonly #lxcfs: LxcfsManager | undefined;
+  readonly #enableLxcfs: boolean;
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -215,6 +225,15 @@ export class ContainerManager {
     this.#hooks = options.hooks ?? {};
     this.#initStepTimeoutMs = options.initStepTimeoutMs ?? 60_000;
     this.#volumes = options.volumes;
+    this.#lxcfs = options.lxcfs;
+    this.#enableLxcfs = options.enableLxcfs ?? false;
+  }
+
+  /** The running containers that use lxcfs, with their init's pid (for remounting). */
+  lxcfsUsers(): Array<{ id: string; pid: number }> {
+    return this.list()
+      .filter((c) => c.hostConfig.EnableLxcfs && c.state.Status === "running" && c.state.Pid > 0)
+      .map((c) => ({ id: c.id, pid: c.state.Pid }));
   }
 
   /**
@@ -301,6 +320,12 @@ export class ContainerManager {
     validateRich(config);
     validateHooks(hostConfig);
     if (config.Rich) await this.#checkStaticInit();
+    // The daemon's default is recorded, so that inspect shows it and remounts find it.
+    hostConfig.EnableLxcfs ??= this.#enableLxcfs;
+    if (hostConfig.EnableLxcfs) {
+      if (!this.#lxcfs) throw unavailable("lxcfs is not available: the daemon has no lxcfs");
+      await this.#lxcfs.ensure();
+    }
     hostConfig.NetworkMode ||= "default";
     const networkMode = hostConfig.NetworkMode;
     if (!["default", "none", "host", "bridge"].includes(networkMode)) {
@@ -389,8 +414,20 @@ export class ContainerManager {
         await Deno.mkdir(runDir, { mode: 0o700 });
         await Deno.chown(runDir, user.uid, user.gid);
       }
+      // The image's VOLUMEs and `-v /path` get new anonymous volumes, bound like `-v NAME:/path`
+      // after the user's binds; without a volume manager they stay part of the rootfs.
+      const binds = [...(hostConfig.Binds ?? [])];
+      const anonymous = new Map<string, string>();
+      const anonymousPaths = this.#volumes ? anonymousDestinations(config.Volumes, hostConfig) : [];
+      for (const destination of anonymousPaths) {
+        const volume = await this.#volumes!.create({}, { anonymous: true });
+        undo.push(() => this.#volumes!.remove(volume.Name));
+        anonymous.set(volume.Name, destination);
+        binds.push(`${volume.Name}:${destination}`);
+      }
+      const volumeBindsAll = anonymous.size > 0 ? volumeBinds(binds) : namedBinds;
       const attached = new Map<number, { name: string; driver: string; source: string }>();
-      for (const bind of namedBinds) {
+      for (const bind of volumeBindsAll) {
         attached.set(
           bind.index,
           await this.#volumes!.attach(bind.name, id, {
@@ -399,12 +436,20 @@ export class ContainerManager {
           }),
         );
         undo.push(() => this.#volumes!.detach(bind.name, id));
+        const destination = anonymous.get(bind.name);
+        if (destination !== undefined) {
+          await copyImageContent(mounts, destination, attached.get(bind.index)!.source);
+        }
       }
-      record.mounts = mountPointsOf(hostConfig.Binds ?? [], attached);
+      record.mounts = mountPointsOf(binds, attached);
       const spec = buildSpec({
         id,
         config,
-        hostConfig: withVolumeSources(hostConfig, namedBinds, (b) => attached.get(b.index)!.source),
+        hostConfig: withVolumeSources(
+          { ...hostConfig, Binds: binds },
+          volumeBindsAll,
+          (b) => attached.get(b.index)!.source,
+        ),
         image: image.config.config ?? {},
         user,
         files: {
@@ -419,6 +464,7 @@ export class ContainerManager {
         extraOpts: [
           ...richSpecOpts({ staticInit: this.#staticInit, runDir }),
           hooksSpecOpt(this.#hooks),
+          ...(this.#lxcfs ? [this.#lxcfs.specOpt()] : []),
         ],
       });
 
@@ -832,8 +878,11 @@ export class ContainerManager {
 
   // --- remove, rename ------------------------------------------------------------------------
 
-  /** Removes a container; a running one only with `force` (killed first). */
-  remove(ref: string, options: { force?: boolean } = {}): Promise<void> {
+  /**
+   * Removes a container; a running one only with `force` (killed first). `volumes` (`rm -v`)
+   * also removes its anonymous volumes.
+   */
+  remove(ref: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const container = this.get(ref);
     return this.#locked(container.id, async () => {
       const current = this.#records.find(container.id);
@@ -853,12 +902,12 @@ export class ContainerManager {
         await this.#client.tasks.kill(current.id, 9, { all: true }).catch(() => {});
         await withTimeout(exited, 15_000);
       }
-      await this.#destroy(current);
+      await this.#destroy(current, { removeVolumes: options.volumes === true });
     });
   }
 
   /** Deletes every trace of a container: task, containerd record, snapshot, files, record. */
-  async #destroy(container: Container): Promise<void> {
+  async #destroy(container: Container, options: { removeVolumes?: boolean } = {}): Promise<void> {
     const id = container.id;
     const live = this.#live.get(id);
     live?.monitor?.abort();
@@ -878,6 +927,10 @@ export class ContainerManager {
       await this.#volumes?.detach(mount.Name, id).catch((err) =>
         this.#log.warn("detaching a volume failed", { id, volume: mount.Name, error: err })
       );
+      // Docker removes anonymous volumes on `rm -v` and with `--rm`; named ones always stay.
+      if (options.removeVolumes || container.hostConfig.AutoRemove) {
+        await this.#removeAnonymousVolume(mount.Name, id);
+      }
     }
     this.#store.transaction(() => {
       this.#records.delete(id);
@@ -889,6 +942,18 @@ export class ContainerManager {
     for (const waiter of live?.removeWaiters ?? []) waiter(container.state.ExitCode);
     this.#log.info("container removed", { id: id.slice(0, 12) });
     this.#emit(container, "destroy");
+  }
+
+  /** Removes volume `name` if it is anonymous and no other container uses it. */
+  async #removeAnonymousVolume(name: string, id: string): Promise<void> {
+    try {
+      if (!this.#volumes?.record(name).anonymous) return;
+      await this.#volumes.remove(name);
+    } catch (err) {
+      // Gone already, or still used by another container: it stays, as in Docker.
+      if (isNotFound(err) || isConflict(err)) return;
+      this.#log.warn("removing an anonymous volume failed", { id, volume: name, error: err });
+    }
   }
 
   /** Renames a container. */

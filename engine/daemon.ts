@@ -15,6 +15,7 @@ import { EventBus, withImageEvents } from "./events.ts";
 import { ExecManager } from "./exec.ts";
 import { ImageManager } from "./image.ts";
 import { Logger } from "./log.ts";
+import { LxcfsManager } from "./lxcfs.ts";
 import { RegistryClient } from "./registry.ts";
 import { serveApi } from "./server.ts";
 import { ContainerMonitor } from "./stats.ts";
@@ -109,6 +110,18 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       log: (message) => log.info(message),
       registry,
     });
+    // lxcfs starts lazily, on the first create that needs it (see lxcfs.ts); it is closed after
+    // the containers (cleanup runs in reverse).
+    // The container manager needs lxcfs and lxcfs asks it for its users: set just below.
+    const manager: { containers?: ContainerManager } = {};
+    const lxcfs = new LxcfsManager({
+      binary: config.lxcfs,
+      home: config.lxcfsHome,
+      propagationDir: `${home}/lxcfs`,
+      log,
+      containers: () => manager.containers?.lxcfsUsers() ?? [],
+    });
+    cleanup.push(() => lxcfs.close());
     const containers = new ContainerManager({
       client,
       store,
@@ -122,8 +135,17 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       staticInit: config.richInit,
       hooks: config.hooks,
       volumes,
+      lxcfs,
+      enableLxcfs: config.enableLxcfs,
     });
+    manager.containers = containers;
     await containers.restore();
+    // Containers that outlived the previous daemon may hold binds of an lxcfs it stopped.
+    if (containers.lxcfsUsers().length > 0) {
+      await lxcfs.remountAll().catch((err) =>
+        log.warn("remounting lxcfs in running containers failed", { error: messageOf(err) })
+      );
+    }
     await volumes.restore({
       liveContainers: new Set(containers.list().map((c) => c.id)),
       warn: (message) => log.warn(message),
@@ -132,7 +154,7 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
     const exec = new ExecManager({ client, containers, log });
     cleanup.push(() => exec.close());
 
-    const system = new SystemInfo(config, { client, containers, images });
+    const system = new SystemInfo(config, { client, containers, images, lxcfs });
     const app = createApi({
       containers,
       exec,

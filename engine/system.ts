@@ -8,6 +8,8 @@ import type { ContainerManager } from "./container.ts";
 import type { Containerd } from "./containerd.ts";
 import type { DaemonConfig } from "./config.ts";
 import type { ImageManager } from "./image.ts";
+import type { LxcfsManager, RemountResult } from "./lxcfs.ts";
+import { unavailable } from "./errors.ts";
 import { API_VERSION, MIN_API_VERSION } from "./api/mod.ts";
 import { BUILD_TIME, GIT_COMMIT, VERSION } from "./version.ts";
 
@@ -17,17 +19,30 @@ export class SystemInfo {
   readonly #client: Containerd;
   readonly #containers: ContainerManager;
   readonly #images: ImageManager;
+  readonly #lxcfs: LxcfsManager | undefined;
   readonly #id = crypto.randomUUID();
 
   /** Info over the daemon's parts. */
   constructor(
     config: DaemonConfig,
-    parts: { client: Containerd; containers: ContainerManager; images: ImageManager },
+    parts: {
+      client: Containerd;
+      containers: ContainerManager;
+      images: ImageManager;
+      lxcfs?: LxcfsManager;
+    },
   ) {
+    this.#lxcfs = parts.lxcfs;
     this.#config = config;
     this.#client = parts.client;
     this.#containers = parts.containers;
     this.#images = parts.images;
+  }
+
+  /** `POST /lxcfs/remount`: re-binds lxcfs's files in every running lxcfs container. */
+  async remountLxcfs(): Promise<RemountResult> {
+    if (!this.#lxcfs) throw unavailable("lxcfs is not available: the daemon has no lxcfs");
+    return await this.#lxcfs.remountAll();
   }
 
   /** Docker's `/version` answer. */
@@ -122,7 +137,7 @@ export class SystemInfo {
       SecurityOptions: [],
       Warnings: [],
       // PouchContainer's fields.
-      LxcfsEnabled: false,
+      LxcfsEnabled: this.#config.enableLxcfs,
       ContainerdAddress: this.#config.containerd || `${this.#config.homeDir}/containerd`,
     };
   }

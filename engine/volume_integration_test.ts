@@ -165,3 +165,114 @@ Deno.test("volumes: drivers, limits, refcounts and bad input through pouch", asy
     });
   });
 });
+
+/** Imports a rootfs of busybox plus `/data/hello` (0640, 1234:5678, in a 0750 dir) as `vol:1`. */
+async function importVolumeImage(daemon: TestDaemon): Promise<void> {
+  const rootfs = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${rootfs}/bin`);
+    await Deno.copyFile("/bin/busybox", `${rootfs}/bin/busybox`);
+    for (const applet of ["sh", "cat", "stat", "ls", "true"]) {
+      await Deno.symlink("busybox", `${rootfs}/bin/${applet}`);
+    }
+    await Deno.mkdir(`${rootfs}/data`, { mode: 0o750 });
+    await Deno.chmod(`${rootfs}/data`, 0o750);
+    await Deno.writeTextFile(`${rootfs}/data/hello`, "hi\n", { mode: 0o640 });
+    await Deno.chmod(`${rootfs}/data/hello`, 0o640);
+    await Deno.chown(`${rootfs}/data`, 1234, 5678);
+    await Deno.chown(`${rootfs}/data/hello`, 1234, 5678);
+    const tar = await new Deno.Command("tar", {
+      args: ["-C", rootfs, "--numeric-owner", "-cf", "-", "."],
+      stdout: "piped",
+    }).output();
+    const imported = await daemon.pouch(
+      ["import", "-c", "VOLUME /data", "-c", 'CMD ["/bin/sh"]', "-", "vol:1"],
+      { stdin: tar.stdout },
+    );
+    assert.equal(imported.code, 0, imported.stderr);
+  } finally {
+    await Deno.remove(rootfs, { recursive: true });
+  }
+}
+
+async function volumeNames(daemon: TestDaemon): Promise<string[]> {
+  return (await ok(daemon, ["volume", "ls", "-q"])).split("\n").filter((n) => n !== "");
+}
+
+Deno.test("volumes: anonymous volumes from VOLUME and -v /path", async (t) => {
+  await withBusyboxDaemon(async (daemon) => {
+    await importVolumeImage(daemon);
+
+    await t.step(
+      "an image VOLUME gets the image's content; rm keeps it, rm -v removes",
+      async () => {
+        const out = await ok(daemon, [
+          "run",
+          "--name",
+          "anon",
+          "vol:1",
+          "sh",
+          "-c",
+          'cat /data/hello && stat -c "%a %u:%g" /data/hello /data && echo new > /data/new',
+        ]);
+        assert.equal(out, "hi\n640 1234:5678\n750 1234:5678\n");
+        const mounts = JSON.parse(await ok(daemon, ["inspect", "anon"]))[0].Mounts;
+        assert.equal(mounts.length, 1);
+        assert.equal(mounts[0].Type, "volume");
+        assert.equal(mounts[0].Destination, "/data");
+        assert.match(mounts[0].Name, /^[0-9a-f]{64}$/);
+        const name = mounts[0].Name as string;
+        assert.deepEqual(await volumeNames(daemon), [name]);
+        const inUse = await daemon.api("DELETE", `/volumes/${name}`);
+        assert.equal(inUse.status, 409, inUse.body);
+        await ok(daemon, ["rm", "anon"]);
+        // Dangling, with the container's writes.
+        assert.deepEqual(await volumeNames(daemon), [name]);
+        assert.equal(await Deno.readTextFile(`${mounts[0].Source}/new`), "new\n");
+        await ok(daemon, ["volume", "rm", name]);
+
+        await ok(daemon, ["run", "--name", "anon2", "vol:1", "true"]);
+        assert.equal((await volumeNames(daemon)).length, 1);
+        await ok(daemon, ["rm", "-v", "anon2"]);
+        assert.deepEqual(await volumeNames(daemon), []);
+
+        await ok(daemon, ["create", "--name", "anon3", "vol:1", "true"]);
+        assert.equal((await volumeNames(daemon)).length, 1);
+        const del = await daemon.api("DELETE", "/containers/anon3?v=1");
+        assert.equal(del.status, 204, del.body);
+        assert.deepEqual(await volumeNames(daemon), []);
+      },
+    );
+
+    await t.step("--rm removes anonymous volumes, named ones stay", async () => {
+      assert.equal(await ok(daemon, ["run", "--rm", "vol:1", "cat", "/data/hello"]), "hi\n");
+      assert.deepEqual(await volumeNames(daemon), []);
+      // A named volume on the VOLUME path replaces the anonymous one.
+      await ok(daemon, ["run", "--rm", "-v", "named:/data", "vol:1", "true"]);
+      assert.deepEqual(await volumeNames(daemon), ["named"]);
+      await ok(daemon, ["volume", "rm", "named"]);
+    });
+
+    await t.step("-v /path makes an empty anonymous volume", async () => {
+      await ok(daemon, [
+        "run",
+        "--name",
+        "scratch",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -A /scratch && echo x > /scratch/f",
+      ]);
+      const mounts = JSON.parse(await ok(daemon, ["inspect", "scratch"]))[0].Mounts;
+      assert.equal(mounts.length, 1);
+      assert.equal(mounts[0].Destination, "/scratch");
+      assert.equal(await Deno.readTextFile(`${mounts[0].Source}/f`), "x\n");
+      await ok(daemon, ["rm", "-v", "scratch"]);
+      assert.deepEqual(await volumeNames(daemon), []);
+      assert.deepEqual(await volumeDirs(daemon), []);
+      assert.deepEqual(await mountsUnder(daemon.dir), []);
+    });
+  });
+});

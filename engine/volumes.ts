@@ -7,6 +7,9 @@
  * @module
  */
 import { validateVolumeName } from "../volume/driver.ts";
+import type { Mount } from "./containerd.ts";
+import { invalidArgument, systemError } from "./errors.ts";
+import { layerDirs } from "./rootfs.ts";
 import type { HostConfig } from "./types.ts";
 
 /** What the container manager needs of the volume manager. */
@@ -19,6 +22,15 @@ export interface VolumeAttacher {
   ): Promise<{ name: string; driver: string; source: string }>;
   /** Container `containerId` no longer uses volume `name`. */
   detach(name: string, containerId: string): Promise<void>;
+  /** Creates a volume (a random 64-hex name when none is given). */
+  create(
+    request: { Name?: string },
+    options?: { anonymous?: boolean },
+  ): Promise<{ Name: string }>;
+  /** Removes volume `name`. */
+  remove(name: string): Promise<void>;
+  /** The record of volume `name`; throws NotFound. */
+  record(name: string): { anonymous: boolean };
 }
 
 /** A `-v NAME:/path[:mode]` entry of `HostConfig.Binds`. */
@@ -108,4 +120,71 @@ export function mountPointsOf(
       Propagation: propagation || "rprivate",
     }];
   });
+}
+
+/** A container path without its trailing slashes (`/data/` and `/data` are one mount point). */
+function cleanPath(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+}
+
+/**
+ * The paths of `volumes` (the image's `VOLUME` entries and `-v /path`, merged in
+ * `Config.Volumes`) that get a new anonymous volume: those no bind, `--mount` or `--tmpfs`
+ * already covers, as Docker skips an image volume the user mounted something on.
+ */
+export function anonymousDestinations(
+  volumes: Record<string, unknown> | null | undefined,
+  hostConfig: HostConfig,
+): string[] {
+  const taken = new Set<string>([
+    ...(hostConfig.Binds ?? []).map((bind) => cleanPath(bind.split(":")[1] ?? "")),
+    ...(hostConfig.Mounts ?? []).map((mount) => cleanPath(mount.Target ?? "")),
+    ...Object.keys(hostConfig.Tmpfs ?? {}).map(cleanPath),
+  ]);
+  const found: string[] = [];
+  for (const raw of Object.keys(volumes ?? {})) {
+    const path = cleanPath(raw);
+    if (!path.startsWith("/") || path.split("/").includes("..")) {
+      throw invalidArgument(`invalid volume specification: '${raw}': must be an absolute path`);
+    }
+    if (path === "/") throw invalidArgument(`invalid volume specification: '${raw}'`);
+    if (taken.has(path)) continue;
+    taken.add(path);
+    found.push(path);
+  }
+  return found;
+}
+
+/**
+ * Copies what the image has at `path` into the new, empty volume directory `target`, as Docker
+ * fills an anonymous volume: read from the snapshot's directories (no mount needed), taking the
+ * topmost layer where `path` is a directory; `cp -a` keeps modes, ownership, links and times.
+ * A path the image lacks, or hides with a whiteout, leaves the volume empty.
+ */
+export async function copyImageContent(
+  mounts: Mount[],
+  path: string,
+  target: string,
+): Promise<void> {
+  const relative = path.replace(/^\/+/, "");
+  for (const dir of layerDirs(mounts)) {
+    const source = `${dir}/${relative}`;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(source);
+    } catch {
+      continue;
+    }
+    if (!info.isDirectory) return;
+    const output = await new Deno.Command("cp", {
+      args: ["-a", "--", `${source}/.`, `${target}/`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      const stderr = new TextDecoder().decode(output.stderr).trim();
+      throw systemError(`copying the image's ${path} into its volume: ${stderr}`);
+    }
+    return;
+  }
 }

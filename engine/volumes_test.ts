@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { kindOf } from "./errors.ts";
-import { mountPointsOf, volumeBinds, withVolumeSources } from "./volumes.ts";
+import { anonymousDestinations, mountPointsOf, volumeBinds, withVolumeSources } from "./volumes.ts";
 
 Deno.test("volumeBinds() picks named volumes and leaves host paths to the spec", () => {
   const binds = ["/host:/h", "data:/data:ro", "cache:/c", "bad"];
@@ -43,4 +43,19 @@ Deno.test("mountPointsOf() answers Docker's inspect Mounts", () => {
       Propagation: "",
     },
   ]);
+});
+
+Deno.test("anonymousDestinations skips mounted paths and refuses relative ones", () => {
+  const paths = anonymousDestinations(
+    { "/data/": {}, "/logs": {}, "/cache": {}, "/tmp": {}, "/data": {} },
+    {
+      Binds: ["named:/logs"],
+      Mounts: [{ Type: "tmpfs", Target: "/cache/" }],
+      Tmpfs: { "/tmp": "" },
+    },
+  );
+  assert.deepEqual(paths, ["/data"]);
+  assert.throws(() => anonymousDestinations({ "rel/dir": {} }, {}), /absolute/);
+  assert.throws(() => anonymousDestinations({ "/a/../b": {} }, {}), /absolute/);
+  assert.deepEqual(anonymousDestinations(undefined, {}), []);
 });

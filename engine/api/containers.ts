@@ -131,7 +131,10 @@ export function containerRoutes(
   });
 
   app.delete("/:id", async (c) => {
-    await backend.remove(c.req.param("id"), { force: boolQuery(c, "force") });
+    await backend.remove(c.req.param("id"), {
+      force: boolQuery(c, "force"),
+      volumes: boolQuery(c, "v"),
+    });
     return c.body(null, 204);
   });
 

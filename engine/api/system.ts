@@ -15,6 +15,8 @@ export const MIN_API_VERSION = "1.24";
 export interface SystemBackend {
   version(): Promise<Record<string, unknown>>;
   info(): Promise<Record<string, unknown>>;
+  /** Re-binds lxcfs's files in the running lxcfs containers (`pouch remount-lxcfs`). */
+  remountLxcfs?(): Promise<{ remounted: string[]; failed: Array<{ id: string; error: string }> }>;
 }
 
 /** The system route table. */
@@ -32,5 +34,11 @@ export function systemRoutes(backend: SystemBackend): Hono<ApiEnv> {
   app.on("HEAD", "/_ping", (c) => c.body(null, 200, pingHeaders));
   app.get("/version", async (c) => c.json(await backend.version()));
   app.get("/info", async (c) => c.json(await backend.info()));
+  // pouch's own route (PouchContainer declared `remount-lxcfs` and never implemented it).
+  app.post("/lxcfs/remount", async (c) => {
+    if (!backend.remountLxcfs) return c.json({ message: "lxcfs is not available" }, 503);
+    const result = await backend.remountLxcfs();
+    return c.json({ Remounted: result.remounted, Failed: result.failed });
+  });
   return app;
 }
