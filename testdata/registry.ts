@@ -58,6 +58,31 @@ export function freePort(): number {
   return port;
 }
 
+/** Makes `PREFIX.key` and `PREFIX.crt`: a P-256 key and a self-signed certificate for two days. */
+async function selfSignedCert(
+  prefix: string,
+  options: { subject: string; extensions?: string[] },
+): Promise<void> {
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${prefix}.key`,
+    "-out",
+    `${prefix}.crt`,
+    "-days",
+    "2",
+    "-subj",
+    options.subject,
+    ...(options.extensions ?? []).flatMap((extension) => ["-addext", extension]),
+  ]);
+}
+
 async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
   const proc = new Deno.Command(cmd, {
     args,
@@ -102,23 +127,7 @@ async function startTokenServer(
   dir: string,
   options: { users: Record<string, string>; service: string; issuer: string },
 ): Promise<{ url: string; requests: URL[]; close(): Promise<void> }> {
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${dir}/token.key`,
-    "-out",
-    `${dir}/token.crt`,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=pouch-test-token",
-  ]);
+  await selfSignedCert(`${dir}/token`, { subject: "/CN=pouch-test-token" });
   const keyDer = Uint8Array.from(
     atob(pemBody(await Deno.readTextFile(`${dir}/token.key`))),
     (c) => c.charCodeAt(0),
@@ -203,25 +212,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const proxy = options.proxyOf ? `proxy:\n  remoteurl: ${options.proxyOf}\n` : "";
   let tls = "";
   if (options.tls) {
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${dir}/tls.key`,
-      "-out",
-      `${dir}/tls.crt`,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=pouch-test-registry",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ]);
+    await selfSignedCert(`${dir}/tls`, {
+      subject: "/CN=pouch-test-registry",
+      extensions: ["subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    });
     tls = `  tls:\n    certificate: ${dir}/tls.crt\n    key: ${dir}/tls.key\n`;
   }
   await Deno.writeTextFile(

@@ -114,6 +114,18 @@ export async function unmountIfMounted(path: string): Promise<void> {
   if (await isMountPoint(path)) await run("umount", [path]);
 }
 
+/**
+ * Unmounts a volume's backend (if mounted) and deletes the volume's directory, the parent of its
+ * mount point (`<root>/<name>/_data`); a directory already gone is not an error.
+ */
+export async function removeVolumeDir(mountpoint: string): Promise<void> {
+  await unmountIfMounted(mountpoint);
+  const dir = mountpoint.slice(0, mountpoint.lastIndexOf("/"));
+  await Deno.remove(dir, { recursive: true }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+}
+
 /** mountinfo escapes space, tab, newline and backslash as octal. */
 function unescapeMountPath(field: string): string {
   return field.replace(

@@ -19,6 +19,7 @@ import {
   type DriverVolume,
   isMountPoint,
   parseSize,
+  removeVolumeDir,
   run,
   unmountIfMounted,
   type VolumeDriver,
@@ -144,10 +145,7 @@ export class LocalDriver implements VolumeDriver {
 
   /** Unmounts the volume's backend and deletes its directory. */
   async remove(volume: DriverVolume): Promise<void> {
-    await unmountIfMounted(volume.mountpoint);
-    await Deno.remove(parentOf(volume.mountpoint), { recursive: true }).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
+    await removeVolumeDir(volume.mountpoint);
   }
 
   /** The volume's data directory. */
@@ -212,8 +210,4 @@ async function hasMkfsExt4(): Promise<boolean> {
     if (await Deno.stat(`${dir}/mkfs.ext4`).then(() => true, () => false)) return true;
   }
   return false;
-}
-
-function parentOf(path: string): string {
-  return path.slice(0, path.lastIndexOf("/"));
 }

@@ -12,6 +12,7 @@ import {
   type DriverVolume,
   isMountPoint,
   parseSize,
+  removeVolumeDir,
   run,
   unmountIfMounted,
   type VolumeDriver,
@@ -72,11 +73,7 @@ export class TmpfsDriver implements VolumeDriver {
 
   /** Unmounts the tmpfs (its data goes with it) and deletes the directory. */
   async remove(volume: DriverVolume): Promise<void> {
-    await unmountIfMounted(volume.mountpoint);
-    const dir = volume.mountpoint.slice(0, volume.mountpoint.lastIndexOf("/"));
-    await Deno.remove(dir, { recursive: true }).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
+    await removeVolumeDir(volume.mountpoint);
   }
 
   /** The tmpfs mount point. */
