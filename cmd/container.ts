@@ -100,7 +100,7 @@ async function createContainer(ctx: CommandContext, req: CreateRequest): Promise
 }
 
 function createOptions(ctx: CommandContext, isRun: boolean) {
-  return { lookupEnv: ctx.env, readFile: ctx.readTextFile, isRun };
+  return { lookupEnv: ctx.env, readFile: ctx.readTextFile, isRun, cwd: Deno.cwd };
 }
 
 /** How to attach to a container around its start. */

@@ -94,6 +94,21 @@ export const createFlags: FlagSpec[] = [
   { name: "volume", short: "v", kind: "list", description: "Bind mount a volume" },
   { name: "tmpfs", kind: "list", description: "Mount a tmpfs directory" },
   {
+    name: "mount",
+    kind: "list",
+    description: "Attach a filesystem mount to the container (type=bind|volume|tmpfs,...)",
+  },
+  {
+    name: "volumes-from",
+    kind: "list",
+    description: "Mount volumes from the specified container(s) (CONTAINER[:ro|rw])",
+  },
+  {
+    name: "volume-driver",
+    kind: "string",
+    description: "Optional volume driver for the container",
+  },
+  {
     name: "restart",
     kind: "string",
     description: "Restart policy to apply when a container exits",
@@ -229,6 +244,177 @@ export interface BuildCreateOptions {
   readFile: (path: string) => string;
   /** Whether `-d` applies (`run`); `create` never attaches. */
   isRun: boolean;
+  /** The CLI's working directory, for `--mount src=./dir` (asked only then). */
+  cwd?: () => string;
+}
+
+/** A `HostConfig.Mounts` entry, as `--mount` gives it. */
+export interface MountBody {
+  Type: string;
+  Source?: string;
+  Target: string;
+  ReadOnly?: boolean;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; CreateMountpoint?: boolean };
+  VolumeOptions?: {
+    NoCopy?: boolean;
+    Labels?: Record<string, string>;
+    DriverConfig?: { Name?: string; Options?: Record<string, string> };
+  };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
+/** Options of {@link parseMount}. */
+export interface ParseMountOptions {
+  /** Where `src=.` and `src=./dir` are relative to, as Docker's CLI resolves them. */
+  cwd?: () => string;
+}
+
+/** One CSV record (Go's `encoding/csv`, which Docker's CLI reads `--mount` with). */
+function csvFields(text: string): string[] {
+  const fields: string[] = [];
+  let i = 0;
+  for (;;) {
+    let field = "";
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw new Error(`extraneous or missing " in quoted-field`);
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += text[i++];
+      }
+      if (i < text.length && text[i] !== ",") {
+        throw new Error(`extraneous or missing " in quoted-field`);
+      }
+    } else {
+      const end = text.indexOf(",", i);
+      field = text.slice(i, end < 0 ? text.length : end);
+      if (field.includes('"')) throw new Error(`bare " in non-quoted-field`);
+      i += field.length;
+    }
+    fields.push(field);
+    if (i >= text.length) return fields;
+    i++; // the comma
+  }
+}
+
+/** Go's `strconv.ParseBool`. */
+function goBool(text: string): boolean | undefined {
+  if (["1", "t", "T", "true", "TRUE", "True"].includes(text)) return true;
+  if (["0", "f", "F", "false", "FALSE", "False"].includes(text)) return false;
+  return undefined;
+}
+
+/**
+ * Parses Docker's `--mount` syntax (`type=volume,src=data,dst=/data,ro`, the type defaulting to
+ * volume) into a `HostConfig.Mounts` entry; throws an Error with the Docker CLI's message.
+ */
+export function parseMount(text: string, options: ParseMountOptions = {}): MountBody {
+  const mount: MountBody = { Type: "volume", Target: "" };
+  const volumeOptions = () => (mount.VolumeOptions ??= {});
+  const bindOptions = () => (mount.BindOptions ??= {});
+  const tmpfsOptions = () => (mount.TmpfsOptions ??= {});
+  const setBool = (key: string, value: string, set: (on: boolean) => void) => {
+    const on = goBool(value);
+    if (on === undefined) throw new Error(`invalid value for ${key}: ${value}`);
+    set(on);
+  };
+  const setInMap = (map: Record<string, string>, value: string) => {
+    const eq = value.indexOf("=");
+    const key = eq < 0 ? value : value.slice(0, eq);
+    if (key !== "") map[key] = eq < 0 ? "" : value.slice(eq + 1);
+  };
+  for (const field of csvFields(text)) {
+    const eq = field.indexOf("=");
+    // Docker's CLI lower-cases keys (not values).
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const value = eq < 0 ? undefined : field.slice(eq + 1);
+    if (value === undefined) {
+      if (key === "readonly" || key === "ro") mount.ReadOnly = true;
+      else if (key === "volume-nocopy") volumeOptions().NoCopy = true;
+      else if (key === "bind-create-src") bindOptions().CreateMountpoint = true;
+      else throw new Error(`invalid field '${field}' must be a key=value pair`);
+      continue;
+    }
+    switch (key) {
+      case "type":
+        mount.Type = value.toLowerCase();
+        break;
+      case "source":
+      case "src":
+        mount.Source = value;
+        if (options.cwd && (value === "." || value.startsWith("./"))) {
+          const cwd = options.cwd().replace(/\/+$/, "");
+          mount.Source = `${cwd}/${value.slice(2)}`.replace(/\/+$/, "") || "/";
+        }
+        break;
+      case "target":
+      case "dst":
+      case "destination":
+        mount.Target = value;
+        break;
+      case "readonly":
+      case "ro":
+        setBool(key, value, (on) => mount.ReadOnly = on);
+        break;
+      case "consistency":
+        mount.Consistency = value.toLowerCase();
+        break;
+      case "bind-propagation":
+        bindOptions().Propagation = value.toLowerCase();
+        break;
+      case "bind-create-src":
+        setBool(key, value, (on) => bindOptions().CreateMountpoint = on);
+        break;
+      case "volume-nocopy":
+        setBool(key, value, (on) => volumeOptions().NoCopy = on);
+        break;
+      case "volume-label":
+        setInMap(volumeOptions().Labels ??= {}, value);
+        break;
+      case "volume-driver":
+        (volumeOptions().DriverConfig ??= {}).Name = value;
+        break;
+      case "volume-opt":
+        setInMap((volumeOptions().DriverConfig ??= {}).Options ??= {}, value);
+        break;
+      case "tmpfs-size":
+        try {
+          tmpfsOptions().SizeBytes = ramInBytes(value);
+        } catch {
+          throw new Error(`invalid value for ${key}: ${value}`);
+        }
+        break;
+      case "tmpfs-mode":
+        if (!/^[0-7]+$/.test(value) || parseInt(value, 8) > 0xffffffff) {
+          throw new Error(`invalid value for ${key}: ${value}`);
+        }
+        tmpfsOptions().Mode = parseInt(value, 8);
+        break;
+      default:
+        throw new Error(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (mount.Type === "") throw new Error("type is required");
+  if (mount.Target === "") throw new Error("target is required");
+  if (mount.VolumeOptions && mount.Type !== "volume") {
+    throw new Error(`cannot mix 'volume-*' options with mount type '${mount.Type}'`);
+  }
+  if (mount.BindOptions && mount.Type !== "bind") {
+    throw new Error(`cannot mix 'bind-*' options with mount type '${mount.Type}'`);
+  }
+  if (mount.TmpfsOptions && mount.Type !== "tmpfs") {
+    throw new Error(`cannot mix 'tmpfs-*' options with mount type '${mount.Type}'`);
+  }
+  return mount;
 }
 
 const restartNames = ["no", "always", "unless-stopped", "on-failure"];
@@ -415,6 +601,16 @@ export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): C
     else tmpfs[t.slice(0, colon)] = t.slice(colon + 1);
   }
   if (Object.keys(tmpfs).length > 0) host.Tmpfs = tmpfs;
+  const mounts = flags.list("mount").map((m) => {
+    try {
+      return parseMount(m, { cwd: options.cwd });
+    } catch (err) {
+      throw invalidValue(flags.spec("mount"), m, (err as Error).message);
+    }
+  });
+  if (mounts.length > 0) host.Mounts = mounts;
+  if (flags.list("volumes-from").length > 0) host.VolumesFrom = flags.list("volumes-from");
+  if (flags.has("volume-driver")) host.VolumeDriver = flags.string("volume-driver");
 
   // Network.
   if (flags.has("network")) host.NetworkMode = flags.string("network");

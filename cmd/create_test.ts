@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildCreateRequest, runFlags } from "./create.ts";
+import { buildCreateRequest, parseMount, runFlags } from "./create.ts";
 import { Flags, parseFlags, UsageError } from "./flags.ts";
 
 function build(argv: string[], files: Record<string, string> = {}) {
@@ -164,5 +164,121 @@ Deno.test("buildCreateRequest() refuses bad values before anything is sent", () 
     (e) =>
       e instanceof UsageError &&
       e.message === `invalid argument "abc" for "-m, --memory" flag: invalid size: 'abc'`,
+  );
+});
+
+Deno.test("parseMount() reads Docker's --mount forms", () => {
+  assert.deepEqual(parseMount("type=volume,src=data,dst=/data,ro"), {
+    Type: "volume",
+    Source: "data",
+    Target: "/data",
+    ReadOnly: true,
+  });
+  // The type defaults to volume; keys are case-insensitive; no source is an anonymous volume.
+  assert.deepEqual(parseMount("Target=/scratch,readonly=false,volume-nocopy"), {
+    Type: "volume",
+    Target: "/scratch",
+    ReadOnly: false,
+    VolumeOptions: { NoCopy: true },
+  });
+  assert.deepEqual(
+    parseMount(
+      'source=db,destination=/db,volume-driver=local,volume-opt=size=8m,"volume-opt=o=a,b",' +
+        "volume-label=app=db,volume-label=bare,volume-nocopy=0",
+    ),
+    {
+      Type: "volume",
+      Source: "db",
+      Target: "/db",
+      VolumeOptions: {
+        DriverConfig: { Name: "local", Options: { size: "8m", o: "a,b" } },
+        Labels: { app: "db", bare: "" },
+        NoCopy: false,
+      },
+    },
+  );
+  assert.deepEqual(parseMount("type=BIND,src=/srv,dst=/srv,bind-propagation=RSHARED,ro=1"), {
+    Type: "bind",
+    Source: "/srv",
+    Target: "/srv",
+    BindOptions: { Propagation: "rshared" },
+    ReadOnly: true,
+  });
+  assert.deepEqual(
+    parseMount("type=bind,src=.,dst=/a", { cwd: () => "/home/me/" }).Source,
+    "/home/me",
+  );
+  assert.deepEqual(
+    parseMount("type=bind,src=./x,dst=/a", { cwd: () => "/home/me" }).Source,
+    "/home/me/x",
+  );
+  assert.deepEqual(parseMount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770"), {
+    Type: "tmpfs",
+    Target: "/t",
+    TmpfsOptions: { SizeBytes: 64 * 1024 * 1024, Mode: 0o1770 },
+  });
+});
+
+Deno.test("parseMount() refuses bad syntax with the Docker CLI's messages", () => {
+  const cases: Array<[string, string]> = [
+    ["src=data", "target is required"],
+    ["type=,dst=/x", "type is required"],
+    ["type=volume,dst=/x,bogus", "invalid field 'bogus' must be a key=value pair"],
+    ["type=volume,dst=/x,color=red", "unexpected key 'color' in 'color=red'"],
+    ["type=volume,dst=/x,ro=maybe", "invalid value for ro: maybe"],
+    ["type=volume,dst=/x,volume-nocopy=no", "invalid value for volume-nocopy: no"],
+    ["type=tmpfs,dst=/x,tmpfs-size=big", "invalid value for tmpfs-size: big"],
+    ["type=tmpfs,dst=/x,tmpfs-mode=0999", "invalid value for tmpfs-mode: 0999"],
+    [
+      "type=bind,src=/a,dst=/x,volume-opt=a=b",
+      "cannot mix 'volume-*' options with mount type 'bind'",
+    ],
+    [
+      "type=volume,dst=/x,bind-propagation=shared",
+      "cannot mix 'bind-*' options with mount type 'volume'",
+    ],
+    [
+      "type=bind,src=/a,dst=/x,tmpfs-size=1m",
+      "cannot mix 'tmpfs-*' options with mount type 'bind'",
+    ],
+    ['type=volume,dst="/x', `bare " in non-quoted-field`],
+    ['"type=volume,dst=/x', `extraneous or missing " in quoted-field`],
+    ['"type=volume"x,dst=/x', `extraneous or missing " in quoted-field`],
+  ];
+  for (const [text, message] of cases) {
+    assert.throws(() => parseMount(text), (e) => (e as Error).message === message, text);
+  }
+});
+
+Deno.test("buildCreateRequest() maps --mount, --volumes-from and --volume-driver", () => {
+  const req = build([
+    "--mount",
+    "type=volume,src=v,dst=/data",
+    "--mount",
+    "type=tmpfs,dst=/t,tmpfs-size=1m",
+    "--volumes-from",
+    "web:ro",
+    "--volumes-from",
+    "db",
+    "--volume-driver",
+    "local",
+    "--tmpfs",
+    "/run",
+    "busybox",
+  ]);
+  assert.deepEqual(req.body.HostConfig, {
+    Mounts: [
+      { Type: "volume", Source: "v", Target: "/data" },
+      { Type: "tmpfs", Target: "/t", TmpfsOptions: { SizeBytes: 1024 * 1024 } },
+    ],
+    VolumesFrom: ["web:ro", "db"],
+    VolumeDriver: "local",
+    Tmpfs: { "/run": "" },
+  });
+  assert.throws(
+    () => build(["--mount", "type=volume", "busybox"]),
+    (e) =>
+      e instanceof UsageError &&
+      e.message === `invalid argument "type=volume" for "--mount" flag: target is required`,
   );
 });

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { invalidArgument } from "./errors.ts";
 import { checkHook } from "./rich.ts";
 import type { OciHooks } from "./spec.ts";
+import { DEFAULT_PLUGIN_DIRS, DEFAULT_PLUGIN_TIMEOUT_MS } from "../volume/plugin.ts";
 
 /** The daemon's resolved configuration. */
 export interface DaemonConfig {
@@ -46,6 +47,10 @@ export interface DaemonConfig {
   lxcfs: string;
   /** lxcfs's mount point (`--lxcfs-home`). */
   lxcfsHome: string;
+  /** Where volume plugins are looked for, in order (`--volume-plugin-dir`). */
+  volumePluginDirs: string[];
+  /** The deadline of each volume plugin call (`--volume-plugin-timeout`). */
+  volumePluginTimeoutMs: number;
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -70,6 +75,8 @@ export function defaultConfig(): DaemonConfig {
     enableLxcfs: false,
     lxcfs: "/usr/bin/lxcfs",
     lxcfsHome: "/var/lib/lxcfs",
+    volumePluginDirs: [...DEFAULT_PLUGIN_DIRS],
+    volumePluginTimeoutMs: DEFAULT_PLUGIN_TIMEOUT_MS,
   };
 }
 
@@ -101,6 +108,13 @@ Options:
       --lxcfs PATH           lxcfs binary the daemon runs (default /usr/bin/lxcfs)
       --lxcfs-home DIR       lxcfs mount point; an lxcfs already mounted there is used
                              (default /var/lib/lxcfs)
+      --volume-plugin-dir DIR
+                             Where volume plugins' sockets and spec files are looked for
+                             (repeatable; default /run/docker/plugins, /run/pouch/plugins,
+                             /etc/docker/plugins, /usr/lib/docker/plugins, /etc/pouch/plugins)
+      --volume-plugin-timeout DURATION
+                             Deadline of each volume plugin call (default 30s; 500ms, 2m, or
+                             seconds)
   -h, --help                 Print this help
 `;
 
@@ -124,6 +138,8 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "enable-lxcfs": "enableLxcfs",
   "lxcfs": "lxcfs",
   "lxcfs-home": "lxcfsHome",
+  "volume-plugin-dir": "volumePluginDirs",
+  "volume-plugin-timeout": "volumePluginTimeoutMs",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -153,6 +169,8 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "enable-lxcfs": { type: "boolean" },
         lxcfs: { type: "string" },
         "lxcfs-home": { type: "string" },
+        "volume-plugin-dir": { type: "string", multiple: true },
+        "volume-plugin-timeout": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -202,6 +220,18 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   if (flags["enable-lxcfs"]) config.enableLxcfs = true;
   if (flags.lxcfs) config.lxcfs = flags.lxcfs;
   if (flags["lxcfs-home"]) config.lxcfsHome = flags["lxcfs-home"];
+  if (flags["volume-plugin-dir"]) config.volumePluginDirs = flags["volume-plugin-dir"];
+  if (flags["volume-plugin-timeout"] !== undefined) {
+    config.volumePluginTimeoutMs = parseDuration(
+      flags["volume-plugin-timeout"],
+      "--volume-plugin-timeout",
+    );
+  }
+  for (const dir of config.volumePluginDirs) {
+    if (!dir.startsWith("/")) {
+      throw invalidArgument(`invalid volume plugin dir ${dir}: want an absolute path`);
+    }
+  }
   if (!config.lxcfsHome.startsWith("/")) {
     throw invalidArgument(`invalid lxcfs home ${config.lxcfsHome}: want an absolute path`);
   }
@@ -251,6 +281,13 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
         : splitList(String(value));
     } else if (field === "hooks") {
       config.hooks = parseHooks(value, path);
+    } else if (field === "volumePluginDirs") {
+      config.volumePluginDirs = Array.isArray(value) ? value.map(String) : [String(value)];
+    } else if (field === "volumePluginTimeoutMs") {
+      config.volumePluginTimeoutMs = parseDuration(
+        typeof value === "number" ? `${value}s` : String(value),
+        `config file ${path}: "volume-plugin-timeout"`,
+      );
     } else if (field === "registryMirrors") {
       config.registryMirrors = parseMirrors(value, path);
     } else {
@@ -336,6 +373,17 @@ export function parseHooks(value: unknown, path: string): OciHooks {
     hooks[kind] = list.map((hook) => checkHook(hook, `config file ${path}: hooks.${kind}`));
   }
   return hooks;
+}
+
+/** `500ms`, `30s`, `2m` or a number of seconds, in milliseconds; throws InvalidArgument. */
+export function parseDuration(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000 }[match?.[2] ?? "s"] ?? 1000;
+  const ms = match ? Math.round(Number(match[1]) * unit) : NaN;
+  if (!(ms > 0)) {
+    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: want 500ms, 30s, 2m`);
+  }
+  return ms;
 }
 
 function splitOnce(text: string, separator: string): [string, string] {

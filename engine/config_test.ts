@@ -78,3 +78,43 @@ Deno.test("loadConfig() reads daemon-wide OCI hooks and --rich-init", async () =
     });
   }
 });
+
+Deno.test("loadConfig() reads --volume-plugin-dir and --volume-plugin-timeout", async () => {
+  await withFile("{}", async (path) => {
+    const defaults = await loadConfig(["--config-file", path]);
+    assert.ok(defaults !== "help");
+    assert.deepEqual(defaults.volumePluginDirs, [
+      "/run/docker/plugins",
+      "/run/pouch/plugins",
+      "/etc/docker/plugins",
+      "/usr/lib/docker/plugins",
+      "/etc/pouch/plugins",
+    ]);
+    assert.equal(defaults.volumePluginTimeoutMs, 30_000);
+    for (const bad of [["--volume-plugin-dir", "rel"], ["--volume-plugin-timeout", "soon"]]) {
+      await assert.rejects(loadConfig(["--config-file", path, ...bad]), isInvalidArgument);
+    }
+  });
+  await withFile(
+    JSON.stringify({ "volume-plugin-dir": ["/srv/plugins"], "volume-plugin-timeout": 5 }),
+    async (path) => {
+      const fromFile = await loadConfig(["--config-file", path]);
+      assert.ok(fromFile !== "help");
+      assert.deepEqual(fromFile.volumePluginDirs, ["/srv/plugins"]);
+      assert.equal(fromFile.volumePluginTimeoutMs, 5000);
+      const flags = await loadConfig([
+        "--config-file",
+        path,
+        "--volume-plugin-dir",
+        "/a",
+        "--volume-plugin-dir",
+        "/b",
+        "--volume-plugin-timeout",
+        "500ms",
+      ]);
+      assert.ok(flags !== "help");
+      assert.deepEqual(flags.volumePluginDirs, ["/a", "/b"]);
+      assert.equal(flags.volumePluginTimeoutMs, 500);
+    },
+  );
+});

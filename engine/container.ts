@@ -33,13 +33,20 @@ import type { Logger } from "./log.ts";
 import { frame, JsonFileLog, readLogs } from "./logs.ts";
 import { randomId, randomName, validateName } from "./names.ts";
 import {
+  APP_UNIT,
   awaitInitStep,
   DEFAULT_STATIC_INIT,
+  dockerInitSpecOpt,
+  findImageInit,
   hasInitStep,
   hooksSpecOpt,
+  type ImageInit,
   INIT_STEP_SHELL,
   resetInitStep,
+  richModeOf,
   richSpecOpts,
+  SYSTEMD_STOP_SIGNAL,
+  usesImageInit,
   validateHooks,
   validateRich,
 } from "./rich.ts";
@@ -47,18 +54,26 @@ import type { LxcfsManager } from "./lxcfs.ts";
 import { readRootfsFile, rootfsHas } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
 import { buildSpec, type OciHooks, parseCapabilityMask, validateHostConfig } from "./spec.ts";
-import { makeFifos, OutputHub, type OutputListener, OutputPump, StdinWriter } from "./stdio.ts";
+import {
+  fifoPaths,
+  makeFifos,
+  OutputHub,
+  type OutputListener,
+  OutputPump,
+  StdinWriter,
+} from "./stdio.ts";
 import type { Bucket, Store } from "./store.ts";
 import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
 import { resolveUser } from "./user.ts";
 import {
-  anonymousDestinations,
-  copyImageContent,
+  attachVolumes,
+  checkBindSources,
+  createBindSources,
   type MountPoint,
   mountPointsOf,
+  planMounts,
+  specHostConfig,
   type VolumeAttacher,
-  volumeBinds,
-  withVolumeSources,
 } from "./volumes.ts";
 
 /** A container's status, as Docker names them. */
@@ -106,6 +121,8 @@ export interface Container {
   phase: "creating" | "ready";
   /** Inspect's `Mounts`: the binds and the named volumes attached (detached on remove). */
   mounts?: MountPoint[];
+  /** A rich container's init from its image (sbin-init and systemd modes). */
+  imageInit?: ImageInit;
 }
 
 /** What the container manager needs of the image manager. */
@@ -136,7 +153,10 @@ export interface ContainerManagerOptions {
   hooks?: OciHooks;
   /** How long a start waits for a rich container's init script; default 60 s. */
   initStepTimeoutMs?: number;
-  /** The volume manager, for `-v NAME:/path`; without it named volumes are refused. */
+  /**
+   * The volume manager, for `-v NAME:/path`, `--mount type=volume`, `--volumes-from` and the
+   * image's VOLUMEs; without it named volumes are refused.
+   */
   volumes?: VolumeAttacher;
   /** lxcfs (`HostConfig.EnableLxcfs`); without it such containers are refused. */
   lxcfs?: LxcfsManager;
@@ -310,16 +330,20 @@ export class ContainerManager {
     const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
     const config: ContainerConfig = { ...configIn };
     if (!config.Image) throw invalidArgument("config.Image is required: no image given");
-    // Named volumes get their host paths once attached; until then a placeholder lets the
-    // spec's checks (destinations, modes, duplicates) run before anything is created.
-    const namedBinds = volumeBinds(hostConfig.Binds ?? []);
-    if (namedBinds.length > 0 && !this.#volumes) {
+    // Volumes get their host paths once attached; until then a placeholder lets the spec's
+    // checks (destinations, modes, duplicates) run before anything is created.
+    const mountsOf = (ref: string) => this.get(ref).mounts ?? [];
+    const userMounts = planMounts(hostConfig, { mountsOf });
+    if (userMounts.volumes.length > 0 && !this.#volumes) {
       throw invalidArgument("named volumes are not supported: the daemon has no volume manager");
     }
-    validateHostConfig(withVolumeSources(hostConfig, namedBinds, (b) => `/volume/${b.name}`));
+    validateHostConfig(specHostConfig(hostConfig, userMounts, (v) => `/volume/${v.name || "_"}`));
+    await checkBindSources(hostConfig);
     validateRich(config);
     validateHooks(hostConfig);
-    if (config.Rich) await this.#checkStaticInit();
+    if (richModeOf(config) === "dumb-init" || (hostConfig.Init && !config.Rich)) {
+      await this.#checkStaticInit();
+    }
     // The daemon's default is recorded, so that inspect shows it and remounts find it.
     hostConfig.EnableLxcfs ??= this.#enableLxcfs;
     if (hostConfig.EnableLxcfs) {
@@ -346,7 +370,10 @@ export class ContainerManager {
     const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])].filter((a, i) =>
       !(i === 0 && a === "")
     );
-    if (args.length === 0) throw invalidArgument("No command specified");
+    // An image init needs no command: it runs the machine.
+    if (args.length === 0 && !usesImageInit(config)) {
+      throw invalidArgument("No command specified");
+    }
 
     const undo: Array<() => Promise<void> | void> = [];
     try {
@@ -359,7 +386,7 @@ export class ContainerManager {
         imageId: image.id,
         config,
         hostConfig,
-        path: args[0]!,
+        path: args[0] ?? "",
         args: args.slice(1),
         state: emptyState("created"),
         restartCount: 0,
@@ -403,6 +430,25 @@ export class ContainerManager {
         group: await readRootfsFile(mounts, "/etc/group"),
       }, hostConfig.GroupAdd ?? undefined);
       const runDir = `${dir}/rich`;
+      let imageInit: ImageInit | undefined;
+      if (usesImageInit(config)) {
+        imageInit = await findImageInit(mounts, {
+          mode: richModeOf(config)!,
+          image: config.Image,
+          command: args,
+        });
+        // A non-systemd init's command is started by a shell just before the init.
+        const launched = !imageInit.systemd && args.length > 0 && !imageInit.commandIsInit;
+        if (launched && !await rootfsHas(mounts, INIT_STEP_SHELL)) {
+          throw invalidArgument(
+            `rich mode ${config.RichMode} starts the command with ${INIT_STEP_SHELL}, which ` +
+              `image ${config.Image} does not have`,
+          );
+        }
+        if (imageInit.systemd) config.StopSignal ||= SYSTEMD_STOP_SIGNAL;
+        record.imageInit = imageInit;
+        if (record.path === "") record.path = imageInit.path;
+      }
       if (hasInitStep(config)) {
         if (!await rootfsHas(mounts, INIT_STEP_SHELL)) {
           throw invalidArgument(
@@ -410,46 +456,27 @@ export class ContainerManager {
               "does not have",
           );
         }
-        // The wrapper writes its status here as the container's user.
+        // The wrapper writes its status here as the container's user (root before an image's
+        // init).
         await Deno.mkdir(runDir, { mode: 0o700 });
-        await Deno.chown(runDir, user.uid, user.gid);
+        if (!imageInit) await Deno.chown(runDir, user.uid, user.gid);
       }
-      // The image's VOLUMEs and `-v /path` get new anonymous volumes, bound like `-v NAME:/path`
-      // after the user's binds; without a volume manager they stay part of the rootfs.
-      const binds = [...(hostConfig.Binds ?? [])];
-      const anonymous = new Map<string, string>();
-      const anonymousPaths = this.#volumes ? anonymousDestinations(config.Volumes, hostConfig) : [];
-      for (const destination of anonymousPaths) {
-        const volume = await this.#volumes!.create({}, { anonymous: true });
-        undo.push(() => this.#volumes!.remove(volume.Name));
-        anonymous.set(volume.Name, destination);
-        binds.push(`${volume.Name}:${destination}`);
-      }
-      const volumeBindsAll = anonymous.size > 0 ? volumeBinds(binds) : namedBinds;
-      const attached = new Map<number, { name: string; driver: string; source: string }>();
-      for (const bind of volumeBindsAll) {
-        attached.set(
-          bind.index,
-          await this.#volumes!.attach(bind.name, id, {
-            destination: bind.destination,
-            readOnly: bind.readOnly,
-          }),
-        );
-        undo.push(() => this.#volumes!.detach(bind.name, id));
-        const destination = anonymous.get(bind.name);
-        if (destination !== undefined) {
-          await copyImageContent(mounts, destination, attached.get(bind.index)!.source);
-        }
-      }
-      record.mounts = mountPointsOf(binds, attached);
+      // The image's VOLUMEs and `-v /path` get new anonymous volumes where nothing else is
+      // mounted; without a volume manager they stay part of the rootfs.
+      const volumePlan = this.#volumes
+        ? planMounts(hostConfig, { mountsOf, imageVolumes: config.Volumes })
+        : userMounts;
+      const attached = this.#volumes
+        ? await attachVolumes(this.#volumes, volumePlan, { containerId: id, rootfs: mounts, undo })
+        : new Map();
+      record.mounts = mountPointsOf(hostConfig, volumePlan, attached);
+      const appUnitDir = `${dir}/systemd`;
+      let appUnitText: string | undefined;
+      const cgroupV2 = imageInit?.systemd === true && await isCgroupV2();
       const spec = buildSpec({
         id,
         config,
-        hostConfig: withVolumeSources(
-          { ...hostConfig, Binds: binds },
-          volumeBindsAll,
-          (b) => attached.get(b.index)!.source,
-        ),
+        hostConfig: specHostConfig(hostConfig, volumePlan, (v) => attached.get(v)!.source),
         image: image.config.config ?? {},
         user,
         files: {
@@ -462,11 +489,21 @@ export class ContainerManager {
         warn: (message: string) => warnings.push(message),
       }, {
         extraOpts: [
-          ...richSpecOpts({ staticInit: this.#staticInit, runDir }),
+          ...richSpecOpts({
+            staticInit: this.#staticInit,
+            runDir,
+            imageInit,
+            appUnitDir,
+            onAppUnit: (unit) => appUnitText = unit,
+            cgroupV2,
+            output: fifoPaths(`${dir}/io`, "init", { stdin: false, tty: config.Tty === true }),
+          }),
+          dockerInitSpecOpt(this.#staticInit),
           hooksSpecOpt(this.#hooks),
           ...(this.#lxcfs ? [this.#lxcfs.specOpt()] : []),
         ],
       });
+      if (appUnitText !== undefined) await writeAppUnit(appUnitDir, appUnitText);
 
       await this.#client.containers.create({
         id,
@@ -573,15 +610,22 @@ export class ContainerManager {
     const tty = container.config.Tty === true;
     const initStep = hasInitStep(container.config);
     if (initStep) await resetInitStep(`${this.dir(id)}/rich`);
+    // Rich systemd containers bind-mount these paths: keep them in step with `create`.
     const fifos = await makeFifos(`${this.dir(id)}/io`, "init", {
       stdin: container.config.OpenStdin === true,
       tty,
     });
     const log = new JsonFileLog(`${this.dir(id)}/json.log`);
-    const pump = new OutputPump(fifos, { hub: live.hub, log });
+    const pump = new OutputPump(fifos, {
+      hub: live.hub,
+      log,
+      keepOpen: keepsOutputOpen(container),
+    });
     let stdin: StdinWriter | undefined;
     try {
       if (fifos.stdin) stdin = await StdinWriter.open(fifos.stdin);
+      // Docker creates a missing `-v /host:/path` source at each start, not at create.
+      await createBindSources(container.hostConfig);
       const rootfs = await this.#client.snapshots.mounts(
         container.snapshotter,
         container.snapshotKey,
@@ -1120,7 +1164,11 @@ export class ContainerManager {
         stdin: record.config.OpenStdin ? `${dir}/init-stdin` : undefined,
       };
       const log = new JsonFileLog(`${this.dir(id)}/json.log`);
-      const pump = new OutputPump(fifos, { hub: live.hub, log });
+      const pump = new OutputPump(fifos, {
+        hub: live.hub,
+        log,
+        keepOpen: keepsOutputOpen(record),
+      });
       live.pump = pump;
       if (fifos.stdin) live.stdin = await StdinWriter.open(fifos.stdin).catch(() => undefined);
       record.state.Status = task.status;
@@ -1278,4 +1326,29 @@ async function withTimeout(promise: Promise<unknown>, ms: number): Promise<boole
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether the host has only the unified cgroup v2 hierarchy. */
+async function isCgroupV2(): Promise<boolean> {
+  try {
+    await Deno.stat("/sys/fs/cgroup/cgroup.controllers");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a systemd rich container's command unit into `dir` (bind-mounted at systemd's runtime
+ * unit directory), enabled in `multi-user.target` by the symlink `systemctl enable` would make.
+ */
+async function writeAppUnit(dir: string, unit: string): Promise<void> {
+  await Deno.mkdir(`${dir}/multi-user.target.wants`, { recursive: true, mode: 0o755 });
+  await Deno.writeTextFile(`${dir}/${APP_UNIT}`, unit, { mode: 0o644 });
+  await Deno.symlink(`../${APP_UNIT}`, `${dir}/multi-user.target.wants/${APP_UNIT}`);
+}
+
+/** Whether the container's output FIFOs are mounted in it for systemd (see `rich.ts`). */
+function keepsOutputOpen(container: Container): boolean {
+  return container.imageInit?.systemd === true && container.config.Tty !== true;
 }

@@ -22,7 +22,7 @@ import { ContainerMonitor } from "./stats.ts";
 import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
-import { LocalDriver, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
+import { LocalDriver, PluginRegistry, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -93,9 +93,15 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
     const store = new Store(`${home}/meta.db`);
     cleanup.push(() => store.close());
     const volumeRoot = `${home}/volumes`;
+    // Docker volume plugins are found by name when a volume names a driver not built in.
+    const plugins = new PluginRegistry({
+      dirs: config.volumePluginDirs,
+      timeoutMs: config.volumePluginTimeoutMs,
+    });
     const volumes = new VolumeManager({
       store,
       drivers: [new LocalDriver({ root: volumeRoot }), new TmpfsDriver({ root: volumeRoot })],
+      resolveDriver: (name) => plugins.resolve(name),
       events,
     });
     const registry = new RegistryClient({

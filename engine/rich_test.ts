@@ -1,13 +1,24 @@
 import assert from "node:assert/strict";
 import { isInvalidArgument, kindOf, messageOf } from "./errors.ts";
 import {
+  APP_STDERR_IN_CONTAINER,
+  APP_STDOUT_IN_CONTAINER,
+  APP_UNIT_DIR_IN_CONTAINER,
+  appUnit,
   awaitInitStep,
+  DOCKER_INIT_IN_CONTAINER,
+  dockerInitSpecOpt,
+  findImageInit,
   hooksSpecOpt,
+  type ImageInit,
   INIT_IN_CONTAINER,
+  INIT_LAUNCHER,
   INIT_OUTPUT_FILE,
   INIT_STATUS_FILE,
   INIT_STEP_WRAPPER,
   parseHook,
+  quoteExecWord,
+  quoteUnitString,
   resetInitStep,
   richSpecOpts,
   RUN_DIR_IN_CONTAINER,
@@ -33,11 +44,37 @@ function inputOf(config: ContainerConfig, hostConfig: HostConfig = {}): SpecInpu
   };
 }
 
-function build(config: ContainerConfig, hostConfig: HostConfig = {}): OciSpec {
+const SYSTEMD: ImageInit = {
+  path: "/lib/systemd/systemd",
+  resolved: "/usr/lib/systemd/systemd",
+  systemd: true,
+  commandIsInit: false,
+};
+const BUSYBOX_INIT: ImageInit = {
+  path: "/sbin/init",
+  resolved: "/bin/busybox",
+  systemd: false,
+  commandIsInit: false,
+};
+
+function build(
+  config: ContainerConfig,
+  hostConfig: HostConfig = {},
+  options: { imageInit?: ImageInit; units?: string[]; cgroupV2?: boolean } = {},
+): OciSpec {
   return buildSpec(inputOf(config, hostConfig), {
     cpuCount: 4,
     extraOpts: [
-      ...richSpecOpts({ staticInit: "/usr/bin/tini-static", runDir: RUN_DIR }),
+      ...richSpecOpts({
+        staticInit: "/usr/bin/tini-static",
+        runDir: RUN_DIR,
+        imageInit: options.imageInit,
+        appUnitDir: "/host/units",
+        onAppUnit: (unit) => options.units?.push(unit),
+        cgroupV2: options.cgroupV2,
+        output: { stdout: "/host/io/init-stdout", stderr: "/host/io/init-stderr" },
+      }),
+      dockerInitSpecOpt("/usr/bin/tini-static"),
       hooksSpecOpt({ prestart: [{ path: "/usr/bin/global", args: ["global"] }] }),
     ],
   });
@@ -71,18 +108,14 @@ Deno.test("validateRich() refuses --initscript and --initcmd without --rich", ()
   validateRich({ Rich: true, InitScript: "/init.sh", InitCmd: "echo hi" });
 });
 
-Deno.test("validateRich() checks the mode: unknown is invalid, sbin-init and systemd not yet", () => {
+Deno.test("validateRich() checks the mode and the init script's path", () => {
   assertThrowsKind(
     () => validateRich({ Rich: true, RichMode: "upstart" }),
     "InvalidArgument",
     /invalid rich mode upstart: want one of dumb-init, sbin-init, systemd/,
   );
-  for (const mode of ["sbin-init", "systemd"]) {
-    assertThrowsKind(
-      () => validateRich({ Rich: true, RichMode: mode }),
-      "NotImplemented",
-      new RegExp(`rich mode ${mode} is not supported yet`),
-    );
+  for (const mode of ["dumb-init", "sbin-init", "systemd"]) {
+    validateRich({ Rich: true, RichMode: mode, InitScript: "/init.sh" });
   }
   assertThrowsKind(
     () => validateRich({ Rich: true, InitScript: "init.sh" }),
@@ -122,12 +155,130 @@ Deno.test("richSpecOpts() runs the init step through the wrapper and mounts the 
     "pouch-init",
     "/init.sh",
     "echo hi",
+    "",
     "sleep",
     "100",
   ]);
   const run = spec.mounts.find((m) => m.destination === RUN_DIR_IN_CONTAINER);
   assert.equal(run?.source, RUN_DIR);
   assert.ok(run?.options.includes("rw"));
+});
+
+Deno.test("--init runs the command under the static init at /sbin/docker-init", () => {
+  const spec = build({}, { Init: true });
+  assert.deepEqual(spec.process.args, [DOCKER_INIT_IN_CONTAINER, "--", "sleep", "100"]);
+  const init = spec.mounts.find((m) => m.destination === DOCKER_INIT_IN_CONTAINER);
+  assert.deepEqual(init?.options, ["rbind", "ro", "nosuid", "nodev"]);
+  // A rich container has its own init.
+  const rich = build({ Rich: true }, { Init: true });
+  assert.equal(rich.process.args[0], INIT_IN_CONTAINER);
+  assert.equal(rich.mounts.find((m) => m.destination === DOCKER_INIT_IN_CONTAINER), undefined);
+});
+
+Deno.test("systemd mode: systemd is pid 1 as root, the command a unit, cgroup and /run set up", () => {
+  const units: string[] = [];
+  const spec = build(
+    { Rich: true, RichMode: "systemd", Env: ["A=1"], WorkingDir: "/srv" },
+    {},
+    { imageInit: SYSTEMD, units },
+  );
+  assert.deepEqual(spec.process.args, ["/lib/systemd/systemd"]);
+  assert.deepEqual(spec.process.user, { uid: 0, gid: 0, additionalGids: [0] });
+  assert.equal(spec.process.cwd, "/");
+  assert.ok(spec.process.env.includes("container=pouch"));
+  assert.ok(spec.linux.namespaces.some((ns) => ns.type === "cgroup"));
+  const at = (destination: string) => spec.mounts.find((m) => m.destination === destination);
+  assert.equal(at("/run")?.type, "tmpfs");
+  assert.equal(at("/run/lock")?.type, "tmpfs");
+  assert.equal(at("/tmp")?.type, "tmpfs");
+  assert.deepEqual(at("/sys/fs/cgroup/systemd"), {
+    destination: "/sys/fs/cgroup/systemd",
+    type: "bind",
+    source: `/sys/fs/cgroup/systemd/pouch/${ID}`,
+    options: ["rbind", "rw", "nosuid", "nodev", "noexec"],
+  });
+  // The controllers holding the limits stay read-only.
+  assert.ok(at("/sys/fs/cgroup")?.options.includes("ro"));
+  assert.equal(at(APP_UNIT_DIR_IN_CONTAINER)?.source, "/host/units");
+  assert.equal(at("/dev/console")?.source, "/host/io/init-stdout");
+  assert.equal(at(APP_STDOUT_IN_CONTAINER)?.source, "/host/io/init-stdout");
+  assert.equal(at(APP_STDERR_IN_CONTAINER)?.source, "/host/io/init-stderr");
+  // /run/systemd/system lands on the /run tmpfs, so it comes after it.
+  const order = spec.mounts.map((m) => m.destination);
+  assert.ok(order.indexOf("/run") < order.indexOf(APP_UNIT_DIR_IN_CONTAINER));
+  assert.equal(units.length, 1);
+  assert.match(units[0]!, /^ExecStart="sleep" "100"$/m);
+  assert.match(units[0]!, /^WorkingDirectory=\/srv$/m);
+  assert.match(units[0]!, /^Environment="A=1"$/m);
+  assert.match(units[0]!, /^WantedBy=multi-user.target$/m);
+});
+
+Deno.test("systemd mode: a command naming the init is its command line; no command, no unit", () => {
+  const units: string[] = [];
+  const spec = build(
+    { Rich: true, RichMode: "systemd", Cmd: ["/sbin/init", "--log-level=debug"] },
+    {},
+    { imageInit: { ...SYSTEMD, commandIsInit: true }, units },
+  );
+  assert.deepEqual(spec.process.args, ["/sbin/init", "--log-level=debug"]);
+  assert.deepEqual(units, []);
+  assert.equal(spec.mounts.find((m) => m.destination === APP_UNIT_DIR_IN_CONTAINER), undefined);
+  // On a cgroup v2 host the namespaced unified hierarchy is made writable instead.
+  const v2 = build({ Rich: true, RichMode: "systemd" }, {}, { imageInit: SYSTEMD, cgroupV2: true });
+  assert.ok(!v2.mounts.find((m) => m.type === "cgroup")?.options.includes("ro"));
+  assert.equal(v2.mounts.find((m) => m.destination === "/sys/fs/cgroup/systemd"), undefined);
+});
+
+Deno.test("sbin-init mode: a non-systemd init starts the command through the launcher", () => {
+  const spec = build({ Rich: true, RichMode: "sbin-init" }, {}, { imageInit: BUSYBOX_INIT });
+  assert.deepEqual(spec.process.args, [
+    "/bin/sh",
+    "-c",
+    INIT_LAUNCHER,
+    "pouch-init",
+    "/sbin/init",
+    "sleep",
+    "100",
+  ]);
+  assert.equal(spec.mounts.find((m) => m.destination === "/sys/fs/cgroup/systemd"), undefined);
+  assert.equal(spec.mounts.find((m) => m.destination === "/dev/console"), undefined);
+  // With an init step the wrapper runs it, starts the command and execs the init.
+  const stepped = build(
+    { Rich: true, RichMode: "sbin-init", InitScript: "/init.sh" },
+    {},
+    { imageInit: BUSYBOX_INIT },
+  );
+  assert.deepEqual(stepped.process.args, [
+    "/bin/sh",
+    "-c",
+    INIT_STEP_WRAPPER,
+    "pouch-init",
+    "/init.sh",
+    "",
+    "/sbin/init",
+    "sleep",
+    "100",
+  ]);
+  // systemd behind /sbin/init: the init step's wrapper execs it; the command is a unit.
+  const units: string[] = [];
+  const systemd = build(
+    { Rich: true, RichMode: "sbin-init", InitCmd: "true" },
+    {},
+    { imageInit: { ...SYSTEMD, path: "/sbin/init" }, units },
+  );
+  assert.deepEqual(systemd.process.args.slice(4), ["", "true", "/sbin/init"]);
+  assert.equal(units.length, 1);
+});
+
+Deno.test("appUnit() quotes words so systemd expands nothing", () => {
+  assert.equal(quoteExecWord(`a b"c\\d$HOME%n`), `"a b\\"c\\\\d$$HOME%%n"`);
+  assert.equal(quoteUnitString("X=$y%z\n"), `"X=$y%%z\\n"`);
+  const spec = build({ Tty: true }, {});
+  spec.process.user = { uid: 1000, gid: 1000, additionalGids: [1000, 27] };
+  const unit = appUnit(spec, ["/bin/app", "--x"]);
+  assert.match(unit, /^User=1000$/m);
+  assert.match(unit, /^SupplementaryGroups=27$/m);
+  assert.match(unit, /^StandardOutput=file:\/dev\/console$/m);
 });
 
 Deno.test("hooksSpecOpt() puts the daemon's hooks first, then the container's", () => {
@@ -188,10 +339,16 @@ Deno.test("awaitInitStep() reads the wrapper's status and output", async () => {
 });
 
 /** Runs the wrapper with the host's /bin/sh, its run dir moved to `dir`. */
-async function runWrapper(dir: string, script: string, cmd: string, args: string[]) {
+async function runWrapper(
+  dir: string,
+  script: string,
+  cmd: string,
+  args: string[],
+  init = "",
+) {
   const wrapper = INIT_STEP_WRAPPER.replaceAll(RUN_DIR_IN_CONTAINER, dir);
   const result = await new Deno.Command("/bin/sh", {
-    args: ["-c", wrapper, "pouch-init", script, cmd, ...args],
+    args: ["-c", wrapper, "pouch-init", script, cmd, init, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -222,6 +379,52 @@ Deno.test("the wrapper runs the script and the command, then execs the container
     const cmdOnly = await runWrapper(dir, "", "exit 4", ["echo", "app"]);
     assert.equal(cmdOnly.code, 4);
     assert.equal(cmdOnly.status, "4\n");
+
+    // With an init: the command starts in the background, then the init replaces the shell.
+    await Deno.writeTextFile(`${dir}/init`, `#!/bin/sh\nwait; echo init-done\n`);
+    await Deno.chmod(`${dir}/init`, 0o755);
+    const withInit = await runWrapper(dir, "", "true", ["echo", "app"], `${dir}/init`);
+    assert.equal(withInit.code, 0);
+    assert.equal(withInit.status, "0\n");
+    assert.match(withInit.stdout, /app\n[^]*init-done\n|init-done\n/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("findImageInit() follows the image's symlinks and names what is missing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/usr/lib/systemd`, { recursive: true });
+    await Deno.mkdir(`${dir}/usr/sbin`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/usr/lib/systemd/systemd`, "");
+    await Deno.chmod(`${dir}/usr/lib/systemd/systemd`, 0o755);
+    await Deno.symlink("usr/lib", `${dir}/lib`);
+    await Deno.symlink("usr/sbin", `${dir}/sbin`);
+    // Absolute: resolved inside the image, not on the host.
+    await Deno.symlink("/lib/systemd/systemd", `${dir}/usr/sbin/init`);
+    const mounts = [{ type: "bind", source: dir, target: "", options: ["rbind"] }];
+    const systemd = await findImageInit(mounts, {
+      mode: "systemd",
+      image: "img",
+      command: ["/sbin/init"],
+    });
+    assert.deepEqual(systemd, {
+      path: "/lib/systemd/systemd",
+      resolved: "/usr/lib/systemd/systemd",
+      systemd: true,
+      commandIsInit: true,
+    });
+    const sbin = await findImageInit(mounts, { mode: "sbin-init", image: "img", command: ["x"] });
+    assert.deepEqual(sbin, { ...systemd, path: "/sbin/init", commandIsInit: false });
+
+    await Deno.remove(`${dir}/usr/lib/systemd/systemd`);
+    for (const mode of ["systemd", "sbin-init"]) {
+      await assert.rejects(
+        findImageInit(mounts, { mode, image: "img", command: [] }),
+        (err: unknown) => isInvalidArgument(err) && /image img has no/.test(messageOf(err)),
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

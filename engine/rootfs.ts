@@ -60,3 +60,67 @@ export async function rootfsHas(mounts: Mount[], path: string): Promise<boolean>
   }
   return false;
 }
+
+/** What a path of the layered filesystem is, as the topmost layer that has it says. */
+async function lstatLayered(dirs: string[], relative: string): Promise<Deno.FileInfo | undefined> {
+  for (const dir of dirs) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(`${dir}/${relative}`);
+    } catch {
+      continue;
+    }
+    // A whiteout hides what the lower layers have.
+    return info.isCharDevice && info.size === 0 ? undefined : info;
+  }
+  return undefined;
+}
+
+/** The target of the symlink at `relative` in the topmost layer that has it. */
+async function readLinkLayered(dirs: string[], relative: string): Promise<string> {
+  for (const dir of dirs) {
+    try {
+      return await Deno.readLink(`${dir}/${relative}`);
+    } catch {
+      continue;
+    }
+  }
+  throw new Error(`${relative}: not a symlink`);
+}
+
+/**
+ * Resolves `path` in the filesystem `mounts` describe as the kernel would inside the container:
+ * every symlink on the way (`/sbin -> usr/sbin`, `/sbin/init -> /lib/systemd/systemd`) is
+ * followed within the container's root, never the host's. Answers the resolved absolute path
+ * and what it is, or undefined when it does not exist (or loops).
+ */
+export async function resolveRootfsPath(
+  mounts: Mount[],
+  path: string,
+): Promise<{ path: string; info: Deno.FileInfo } | undefined> {
+  const dirs = layerDirs(mounts);
+  let pending = path.split("/").filter((part) => part !== "" && part !== ".");
+  const resolved: string[] = [];
+  let info: Deno.FileInfo | undefined;
+  // Linux gives up after 40 symlinks (ELOOP).
+  for (let links = 0; pending.length > 0;) {
+    const part = pending.shift()!;
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const relative = [...resolved, part].join("/");
+    info = await lstatLayered(dirs, relative);
+    if (!info) return undefined;
+    if (!info.isSymlink) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 40) return undefined;
+    const target = await readLinkLayered(dirs, relative);
+    if (target.startsWith("/")) resolved.length = 0;
+    pending = [...target.split("/").filter((p) => p !== "" && p !== "."), ...pending];
+  }
+  if (!info) return undefined;
+  return { path: `/${resolved.join("/")}`, info };
+}

@@ -857,8 +857,9 @@ const PROPAGATIONS = new Set(["private", "rprivate", "shared", "rshared", "slave
 const IGNORED_BIND_MODES = new Set(["z", "Z", "consistent", "cached", "delegated"]);
 
 /**
- * A `-v src:dst[:mode,...]` bind as Docker's Linux parser reads it. Only absolute host paths
- * for now; named and anonymous volumes come with the volume manager.
+ * A `-v src:dst[:mode,...]` bind as Docker's Linux parser reads it. Only absolute host paths:
+ * the container manager puts each named or anonymous volume's host path in before the spec is
+ * built (engine/volumes.ts).
  */
 function parseBind(bind: string): OciMount {
   const parts = bind.split(":");
@@ -910,9 +911,26 @@ function bindMount(
   return mount(destination, "bind", cleanPath(source), options);
 }
 
-/** A `HostConfig.Mounts` entry (`--mount`) of type bind or tmpfs. */
+/** The option groups each `--mount` type may carry; any other is an error, as in moby. */
+const MOUNT_OPTION_FIELDS: Record<string, Array<"BindOptions" | "VolumeOptions" | "TmpfsOptions">> =
+  {
+    bind: ["BindOptions"],
+    volume: ["VolumeOptions"],
+    tmpfs: ["TmpfsOptions"],
+  };
+
+/**
+ * A `HostConfig.Mounts` entry (`--mount`). A volume's `Source` must already be its host path:
+ * the container manager attaches volumes before it builds the spec.
+ */
 function mountFromSpec(spec: MountSpec): OciMount {
   const prefix = `invalid mount config for type "${spec.Type}": `;
+  const allowed = MOUNT_OPTION_FIELDS[spec.Type];
+  for (const field of ["BindOptions", "VolumeOptions", "TmpfsOptions"] as const) {
+    if (allowed && !allowed.includes(field) && spec[field] != null) {
+      throw invalidArgument(`${prefix}field ${field} must not be specified`);
+    }
+  }
   switch (spec.Type) {
     case "bind": {
       const source = spec.Source ?? "";
@@ -940,8 +958,16 @@ function mountFromSpec(spec: MountSpec): OciMount {
       if (spec.ReadOnly) data.push("ro");
       return tmpfsMount(spec.Target, data.join(","));
     }
-    case "volume":
-      throw invalidArgument(`${prefix}named volumes are not supported yet`);
+    case "volume": {
+      const source = spec.Source ?? "";
+      if (!source.startsWith("/")) {
+        throw invalidArgument(
+          `${prefix}volume "${source}" has no host path: volumes are attached before the spec is built`,
+        );
+      }
+      const destination = checkDestination(spec.Target, "volume", "");
+      return bindMount(source, destination, spec.ReadOnly === true, "");
+    }
     default:
       throw invalidArgument(`${prefix}mount type unknown`);
   }
@@ -1047,7 +1073,7 @@ function checkDestination(target: string, type: string, prefix: string): string 
 }
 
 /** Go's `path.Clean` for absolute paths: no `.`, `..`, doubled or trailing slashes. */
-function cleanPath(path: string): string {
+export function cleanPath(path: string): string {
   const parts: string[] = [];
   for (const part of path.split("/")) {
     if (part === "" || part === ".") continue;

@@ -596,6 +596,8 @@ Deno.test("buildSpec() mounts binds, --mount and tmpfs, parents first", () => {
       Binds: ["/srv/a/b:/data/sub:ro,rslave", "/srv/a:/data", "/srv//x/:/x:Z"],
       Mounts: [
         { Type: "bind", Source: "/opt", Target: "/opt", ReadOnly: true },
+        // The container manager has put the volume's host path in Source.
+        { Type: "volume", Source: "/v/data/_data", Target: "/vol/" },
         { Type: "tmpfs", Target: "/cache", TmpfsOptions: { SizeBytes: 64 * MiB, Mode: 0o1777 } },
       ],
       Tmpfs: { "/run": "exec,size=10m", "/dev/shm": "size=1g" },
@@ -616,6 +618,7 @@ Deno.test("buildSpec() mounts binds, --mount and tmpfs, parents first", () => {
     { destination: "/data", type: "bind", source: "/srv/a", options: ["rbind", "rprivate"] },
     { destination: "/x", type: "bind", source: "/srv/x", options: ["rbind", "rprivate"] },
     { destination: "/opt", type: "bind", source: "/opt", options: ["rbind", "ro", "rprivate"] },
+    { destination: "/vol", type: "bind", source: "/v/data/_data", options: ["rbind", "rprivate"] },
     {
       destination: "/cache",
       type: "tmpfs",
@@ -710,7 +713,15 @@ Deno.test("buildSpec() refuses bad binds and mounts", () => {
     ],
     [
       { Mounts: [{ Type: "volume", Source: "v", Target: "/b" }] },
-      `invalid mount config for type "volume": named volumes are not supported yet`,
+      `invalid mount config for type "volume": volume "v" has no host path: volumes are attached before the spec is built`,
+    ],
+    [
+      { Mounts: [{ Type: "volume", Source: "/v", Target: "/b", BindOptions: {} }] },
+      `invalid mount config for type "volume": field BindOptions must not be specified`,
+    ],
+    [
+      { Mounts: [{ Type: "tmpfs", Target: "/b", VolumeOptions: { NoCopy: true } }] },
+      `invalid mount config for type "tmpfs": field VolumeOptions must not be specified`,
     ],
     [
       { Mounts: [{ Type: "npipe", Target: "/b" }] },

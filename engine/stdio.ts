@@ -69,6 +69,18 @@ export interface FifoSet {
   stderr?: string;
 }
 
+/** The FIFO paths of a process in `dir` (`<prefix>-stdout` ...), as {@link makeFifos} makes them. */
+export function fifoPaths(
+  dir: string,
+  prefix: string,
+  options: { stdin: boolean; tty: boolean },
+): FifoSet {
+  const set: FifoSet = { stdout: `${dir}/${prefix}-stdout` };
+  if (!options.tty) set.stderr = `${dir}/${prefix}-stderr`;
+  if (options.stdin) set.stdin = `${dir}/${prefix}-stdin`;
+  return set;
+}
+
 /** Makes the FIFOs for a process in `dir` (`<prefix>-stdout` ...). */
 export async function makeFifos(
   dir: string,
@@ -76,9 +88,7 @@ export async function makeFifos(
   options: { stdin: boolean; tty: boolean },
 ): Promise<FifoSet> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const set: FifoSet = { stdout: `${dir}/${prefix}-stdout` };
-  if (!options.tty) set.stderr = `${dir}/${prefix}-stderr`;
-  if (options.stdin) set.stdin = `${dir}/${prefix}-stdin`;
+  const set = fifoPaths(dir, prefix, options);
   for (const path of [set.stdin, set.stdout, set.stderr]) {
     if (!path) continue;
     await Deno.remove(path).catch(() => {});
@@ -105,13 +115,28 @@ export class OutputPump {
   readonly #hub: OutputHub;
   readonly #log: JsonFileLog | undefined;
   readonly #done: Promise<void>;
+  readonly #keepers: Deno.FsFile[] = [];
   #abandoned = false;
 
-  /** Starts reading `fifos` into `log` (if any) and `hub`. */
-  constructor(fifos: FifoSet, options: { hub: OutputHub; log?: JsonFileLog }) {
+  /**
+   * Starts reading `fifos` into `log` (if any) and `hub`. With `keepOpen`, the pump holds a
+   * write end of each FIFO itself until the process has ended ({@link settle}, {@link abandon}):
+   * for an init such as systemd that trades the streams it was given for /dev/null and opens
+   * the FIFOs (mounted in the container) again later, EOF must not come before it exits.
+   */
+  constructor(
+    fifos: FifoSet,
+    options: { hub: OutputHub; log?: JsonFileLog; keepOpen?: boolean },
+  ) {
     this.#fifos = fifos;
     this.#hub = options.hub;
     this.#log = options.log;
+    if (options.keepOpen) {
+      for (const path of [fifos.stdout, fifos.stderr]) {
+        // Read-write never blocks on a FIFO; this end is never read.
+        if (path) this.#keepers.push(Deno.openSync(path, { read: true, write: true }));
+      }
+    }
     const streams: Array<[StreamName, string]> = [["stdout", fifos.stdout]];
     if (fifos.stderr) streams.push(["stderr", fifos.stderr]);
     this.#done = Promise.all(streams.map(([name, path]) => this.#pump(name, path)))
@@ -126,8 +151,9 @@ export class OutputPump {
     return this.#done;
   }
 
-  /** Waits for EOF, at most `ms` milliseconds; says whether EOF came. */
+  /** The process has ended: waits for EOF, at most `ms` milliseconds; says whether EOF came. */
   async settle(ms: number): Promise<boolean> {
+    this.#release();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), ms);
@@ -142,6 +168,7 @@ export class OutputPump {
   /** Unblocks pending opens and ends the pump (the task was never created). */
   async abandon(): Promise<void> {
     this.#abandoned = true;
+    this.#release();
     for (const path of [this.#fifos.stdout, this.#fifos.stderr]) {
       if (!path) continue;
       // Opening the write side completes a pending read-side open, which then sees EOF.
@@ -149,6 +176,10 @@ export class OutputPump {
       writer?.close();
     }
     await this.#done;
+  }
+
+  #release(): void {
+    for (const keeper of this.#keepers.splice(0)) keeper.close();
   }
 
   async #pump(stream: StreamName, path: string): Promise<void> {

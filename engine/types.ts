@@ -62,8 +62,17 @@ export interface MountSpec {
   Source?: string;
   Target: string;
   ReadOnly?: boolean;
-  BindOptions?: { Propagation?: string };
-  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+  /** Accepted and ignored, as Docker does on Linux. */
+  Consistency?: string;
+  /** `CreateMountpoint` creates a missing source instead of refusing it. */
+  BindOptions?: { Propagation?: string; CreateMountpoint?: boolean } | null;
+  /** A volume's driver and labels when it is created on demand; `NoCopy` skips the image's content. */
+  VolumeOptions?: {
+    NoCopy?: boolean;
+    Labels?: Record<string, string> | null;
+    DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null;
+  } | null;
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null;
 }
 
 /** `HostConfig` of `POST /containers/create`: how the container sits on this host. */

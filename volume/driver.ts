@@ -43,6 +43,11 @@ export interface VolumeDriver {
   restore(volume: DriverVolume): Promise<void>;
   /** The driver's capabilities. */
   capabilities(): DriverCapabilities;
+  /**
+   * What the driver reports of the volume now, for `volume inspect` (a plugin asks its `Get`);
+   * drivers without it are shown as recorded.
+   */
+  describe?(volume: DriverVolume): Promise<{ mountpoint: string; status: Record<string, unknown> }>;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

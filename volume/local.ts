@@ -4,15 +4,26 @@
  * Options (`--opt`):
  * - `mount=/mnt/x`: the volume lives under that existing directory (a dedicated disk) instead of
  *   the daemon's volume root.
- * - `size=10G`: caps the volume. The project-quota backend needs a filesystem mounted with
- *   `prjquota` and a kernel with quota format support; without them (as on our machines) the
- *   volume is a sparse ext4 image of that size, loop-mounted on `_data` while the volume exists.
+ * - `size=10G`: caps the volume, by one of two backends chosen when it is created and shown as
+ *   `Status.backend`. `quota`: where the filesystem under the volume enforces project quotas (ext4
+ *   or xfs mounted with `prjquota`, and a kernel with quota support, proven by a probe), `_data`
+ *   gets its own project id and a hard limit (see `quota.ts`). `image` everywhere else (as on our
+ *   machines): a sparse ext4 image of that size, loop-mounted on `_data` while the volume exists.
+ * - `backend=quota|image`: forces one of them; `quota` where quotas are unsupported is refused
+ *   with the reason.
  * - `type`, `device`, `o`: Docker's options; the device (or an NFS-style or tmpfs source) is
  *   mounted on `_data` with `mount -t type -o o device`.
  *
  * @module
  */
 import { invalidArgument } from "../engine/errors.ts";
+import {
+  detectProjectQuota,
+  freeProjectId,
+  getProjectId,
+  setProjectId,
+  setProjectQuota,
+} from "./quota.ts";
 import {
   checkOptions,
   type DriverCapabilities,
@@ -25,46 +36,13 @@ import {
   type VolumeDriver,
 } from "./driver.ts";
 
-const OPTIONS = ["mount", "size", "type", "device", "o"] as const;
+export { detectProjectQuota, type QuotaSupport } from "./quota.ts";
 
-/** Whether project quotas can cap a directory at `path`, and why not when they cannot. */
-export interface QuotaSupport {
-  supported: boolean;
-  /** Why the quota backend cannot be used here. */
-  reason: string;
-}
+const OPTIONS = ["mount", "size", "backend", "type", "device", "o"] as const;
+const BACKENDS = ["quota", "image"];
 
-/**
- * Detects project-quota support for directories under `path`: the filesystem holding it must be
- * ext4 or xfs mounted with `prjquota`. Quota-capable mounts are rare (and this kernel has no
- * quota format support), so the sparse image backend is the one used when this says no.
- */
-export async function detectProjectQuota(path: string): Promise<QuotaSupport> {
-  const mountinfo = await Deno.readTextFile("/proc/self/mountinfo");
-  let best: { point: string; fstype: string; options: string } | undefined;
-  for (const line of mountinfo.split("\n")) {
-    const fields = line.split(" ");
-    const point = fields[4] ?? "";
-    const dash = fields.indexOf("-");
-    if (dash < 0) continue;
-    const inside = point === "/" || path === point || path.startsWith(`${point}/`);
-    if (inside && (!best || point.length >= best.point.length)) {
-      best = { point, fstype: fields[dash + 1] ?? "", options: fields[dash + 3] ?? "" };
-    }
-  }
-  if (!best) return { supported: false, reason: `no filesystem found for ${path}` };
-  if (best.fstype !== "ext4" && best.fstype !== "xfs") {
-    return {
-      supported: false,
-      reason: `${best.point} is ${best.fstype}: project quotas need ext4 or xfs`,
-    };
-  }
-  if (!best.options.split(",").some((o) => o === "prjquota" || o === "pquota")) {
-    return { supported: false, reason: `${best.point} is not mounted with prjquota` };
-  }
-  // Even then the quota tools must be able to set a project; we do not do that yet.
-  return { supported: false, reason: "the project-quota backend is not implemented yet" };
-}
+/** How a `size=` volume is capped: the quota backend on `device`, or an image. */
+type Cap = { backend: "quota"; device: string } | { backend: "image" };
 
 /** Options of {@link LocalDriver}. */
 export interface LocalDriverOptions {
@@ -97,9 +75,13 @@ export class LocalDriver implements VolumeDriver {
     if (size !== undefined && options.type !== undefined) {
       throw invalidArgument(`local volume options "size" and "type" cannot be combined`);
     }
-    if (size !== undefined && !await hasMkfsExt4()) {
-      throw invalidArgument(`local volume option "size" needs mkfs.ext4 (e2fsprogs)`);
+    if (options.backend !== undefined) {
+      if (!BACKENDS.includes(options.backend)) {
+        throw invalidArgument(`local volume option backend=${options.backend}: use quota or image`);
+      }
+      if (size === undefined) throw invalidArgument(`local volume option "backend" needs "size"`);
     }
+    const cap = size === undefined ? undefined : await chooseCap(base, options.backend);
 
     await Deno.mkdir(base, { recursive: true, mode: 0o701 });
     const dir = `${base}/${name}`;
@@ -120,7 +102,14 @@ export class LocalDriver implements VolumeDriver {
     };
     try {
       await Deno.mkdir(volume.mountpoint, { mode: 0o755 });
-      if (size !== undefined) {
+      if (size !== undefined && cap?.backend === "quota") {
+        const projectId = await allocateProjectId(base, cap.device);
+        // From here to the limit being set every call is synchronous, so no other create of this
+        // daemon can pick the same id before the limit makes it visibly taken.
+        volume.status = { backend: "quota", size: options.size, sizeBytes: size, projectId };
+        setProjectId(volume.mountpoint, projectId);
+        setProjectQuota(cap.device, projectId, { limitBytes: size });
+      } else if (size !== undefined) {
         const image = `${dir}/disk.img`;
         // A fresh file truncated up to the size is sparse: it takes no space until written.
         const file = await Deno.open(image, { createNew: true, write: true, mode: 0o600 });
@@ -139,13 +128,32 @@ export class LocalDriver implements VolumeDriver {
     } catch (err) {
       await unmountIfMounted(volume.mountpoint).catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (cap?.backend === "quota" && typeof volume.status.projectId === "number") {
+        try {
+          setProjectQuota(cap.device, volume.status.projectId, { limitBytes: 0 });
+        } catch {
+          // The limit was never set (its setting is what failed): nothing to undo.
+        }
+      }
       throw err;
     }
   }
 
-  /** Unmounts the volume's backend and deletes its directory. */
+  /** Unmounts the volume's backend, deletes its directory and clears its project quota. */
   async remove(volume: DriverVolume): Promise<void> {
+    const projectId = volume.status.projectId;
+    if (volume.status.backend !== "quota" || typeof projectId !== "number" || projectId <= 0) {
+      return await removeVolumeDir(volume.mountpoint);
+    }
+    // Which device to clear is asked before the directory goes; after, only its parent knows.
+    const support = await detectProjectQuota(volume.mountpoint);
     await removeVolumeDir(volume.mountpoint);
+    // The limit lives in the filesystem's quota file and outlives the directory: clear it so the
+    // id is free again. Where quotas have since been turned off it cannot be cleared, and stays
+    // harmless: the allocator skips ids that still carry a limit.
+    if (support.supported && support.device) {
+      setProjectQuota(support.device, projectId, { limitBytes: 0 });
+    }
   }
 
   /** The volume's data directory. */
@@ -164,7 +172,10 @@ export class LocalDriver implements VolumeDriver {
     return Promise.resolve();
   }
 
-  /** Remounts an image or device backend that a reboot or an unmount took away. */
+  /**
+   * Remounts an image or device backend that a reboot or an unmount took away. Directories and
+   * quota volumes need nothing: a project's id and limit persist in the filesystem.
+   */
   restore(volume: DriverVolume): Promise<void> {
     return this.#mountBackend(volume);
   }
@@ -194,7 +205,9 @@ export class LocalDriver implements VolumeDriver {
 
   async #mountBackend(volume: DriverVolume): Promise<void> {
     const backend = volume.status.backend;
-    if (backend === "directory" || await isMountPoint(volume.mountpoint)) return;
+    // Plain and quota volumes are directories of the filesystem itself: nothing to mount.
+    if (backend !== "image" && backend !== "mount") return;
+    if (await isMountPoint(volume.mountpoint)) return;
     if (backend === "image") {
       await run("mount", ["-o", "loop", String(volume.status.image), volume.mountpoint]);
     } else if (backend === "mount") {
@@ -203,6 +216,43 @@ export class LocalDriver implements VolumeDriver {
       await run("mount", [...args, volume.options.device ?? "", volume.mountpoint]);
     }
   }
+}
+
+/**
+ * The backend of a `size=` volume under `base`: project quota where detected (or asked for, which
+ * is refused with the detection's reason where unsupported), else the ext4 image.
+ */
+async function chooseCap(base: string, wanted: string | undefined): Promise<Cap> {
+  if (wanted !== "image") {
+    const support = await detectProjectQuota(base);
+    if (support.supported && support.device) return { backend: "quota", device: support.device };
+    if (wanted === "quota") {
+      throw invalidArgument(`local volume option backend=quota: ${support.reason}`);
+    }
+  }
+  if (!await hasMkfsExt4()) {
+    throw invalidArgument(`local volume option "size" needs mkfs.ext4 (e2fsprogs)`);
+  }
+  return { backend: "image" };
+}
+
+/**
+ * A project id for a new volume under `base` on `device`: none that a volume directory beside it
+ * carries (even one whose limit someone cleared by hand), and none with a limit or usage on the
+ * device (other pouch volumes elsewhere on the filesystem, or projects set up by an admin).
+ */
+async function allocateProjectId(base: string, device: string): Promise<number> {
+  const taken: number[] = [];
+  for await (const entry of Deno.readDir(base)) {
+    if (!entry.isDirectory) continue;
+    try {
+      const id = getProjectId(`${base}/${entry.name}/_data`);
+      if (id !== 0) taken.push(id);
+    } catch {
+      // Not a volume (no _data), or not ours to read: it holds no id we gave.
+    }
+  }
+  return freeProjectId(device, taken);
 }
 
 async function hasMkfsExt4(): Promise<boolean> {

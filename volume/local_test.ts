@@ -44,7 +44,8 @@ Deno.test("local driver: a plain volume is a directory under the root", async ()
 Deno.test("local driver: size= is a loop-mounted ext4 image that refuses writes past it", async () => {
   await using root = await tempRoot();
   const driver = new LocalDriver({ root: `${root.path}/volumes` });
-  const volume = await driver.create("capped", { size: "8m" });
+  // Forced, so that the image backend is what this tests even where the temp dir has quotas.
+  const volume = await driver.create("capped", { size: "8m", backend: "image" });
   const image = `${root.path}/volumes/capped/disk.img`;
   assert.deepEqual(volume.status, { backend: "image", size: "8m", sizeBytes: 8 << 20, image });
   assert.equal(await isMountPoint(volume.mountpoint), true);
@@ -99,14 +100,39 @@ Deno.test("local driver: bad options are refused and leave nothing behind", asyn
   assert.deepEqual(left, []);
 });
 
-const quota = await detectProjectQuota(Deno.cwd());
-Deno.test({
-  name: `local driver: project-quota backend (${quota.supported ? "supported" : quota.reason})`,
-  ignore: !quota.supported,
-  fn() {
-    // Only runs where a prjquota filesystem exists; the image backend is used everywhere else.
-    assert.equal(quota.supported, true);
-  },
+Deno.test("local driver: size= takes the quota backend only where it is detected", async () => {
+  await using root = await tempRoot();
+  const driver = new LocalDriver({ root: `${root.path}/volumes` });
+  const support = await detectProjectQuota(`${root.path}/volumes`);
+  const volume = await driver.create("auto", { size: "8m" });
+  // Here (no kernel quota support) always the image; a prjquota host gets the quota backend,
+  // which volume/quota_test.ts exercises on a filesystem it makes.
+  assert.equal(volume.status.backend, support.supported ? "quota" : "image");
+  assert.equal(volume.status.sizeBytes, 8 << 20);
+  await driver.remove(volume);
+  assert.deepEqual(await mountsUnder(root.path), []);
+  assert.deepEqual([...Deno.readDirSync(`${root.path}/volumes`)], []);
+});
+
+Deno.test("local driver: backend= must be quota or image, with size=, and quota must work", async () => {
+  await using root = await tempRoot();
+  const driver = new LocalDriver({ root: `${root.path}/volumes` });
+  await assert.rejects(driver.create("a", { size: "8m", backend: "zfs" }), invalid);
+  await assert.rejects(driver.create("a", { backend: "image" }), invalid);
+  const support = await detectProjectQuota(`${root.path}/volumes`);
+  if (support.supported) {
+    const volume = await driver.create("a", { size: "8m", backend: "quota" });
+    assert.equal(volume.status.backend, "quota");
+    await driver.remove(volume);
+  } else {
+    // Asked for where it cannot work: a 400 that says why, and nothing made.
+    await assert.rejects(
+      driver.create("a", { size: "8m", backend: "quota" }),
+      (err) => invalid(err) && (err as Error).message.includes(support.reason),
+    );
+  }
+  const left = await Array.fromAsync(Deno.readDir(`${root.path}/volumes`)).catch(() => []);
+  assert.deepEqual(left, []);
 });
 
 Deno.test("detectProjectQuota() says why quotas are unsupported on this host", async () => {

@@ -1,8 +1,9 @@
 /**
- * The volume manager: named volumes behind pluggable drivers (`local`, `tmpfs`), their metadata
- * in the daemon's store (bucket `volume`), and reference counting by container: a volume that a
- * container uses cannot be removed (409). Create and remove complete or leave nothing behind;
- * operations on one volume are serialised.
+ * The volume manager: named volumes behind pluggable drivers (`local`, `tmpfs`, and Docker volume
+ * plugins found by name through the `resolveDriver` hook), their metadata in the daemon's store
+ * (bucket `volume`), and reference counting by container: a volume that a container uses cannot
+ * be removed (409). Create and remove complete or leave nothing behind; operations on one volume
+ * are serialised.
  *
  * @module
  */
@@ -14,6 +15,7 @@ export { parseSize, validateVolumeName } from "./driver.ts";
 export type { DriverCapabilities, DriverVolume, VolumeDriver } from "./driver.ts";
 export { detectProjectQuota, LocalDriver } from "./local.ts";
 export { TmpfsDriver } from "./tmpfs.ts";
+export { DEFAULT_PLUGIN_DIRS, DEFAULT_PLUGIN_TIMEOUT_MS, PluginRegistry } from "./plugin.ts";
 
 /** The persisted record of a volume. */
 export interface VolumeRecord {
@@ -82,6 +84,11 @@ export interface VolumeManagerOptions {
   store: VolumeStore;
   /** The drivers by which volumes can be created; the first named `local` is the default. */
   drivers: VolumeDriver[];
+  /**
+   * Finds a driver that is not among `drivers` by its name (a volume plugin); undefined when
+   * there is none. Asked on every use, so that it can notice a plugin that went away.
+   */
+  resolveDriver?: (name: string) => Promise<VolumeDriver | undefined>;
   /** Where `create`, `mount`, `unmount` and `destroy` are reported. */
   events?: VolumeEventSink;
 }
@@ -100,6 +107,8 @@ export interface AttachVolumeOptions {
   destination?: string;
   /** Whether the container mounts it read-only (for the `mount` event). */
   readOnly?: boolean;
+  /** The driver of a volume created on demand (`HostConfig.VolumeDriver`; `local` by default). */
+  driver?: string;
 }
 
 /** A volume attached to a container. */
@@ -120,6 +129,9 @@ export class VolumeManager {
   readonly #store: VolumeStore;
   readonly #records: VolumeBucket<VolumeRecord>;
   readonly #drivers = new Map<string, VolumeDriver>();
+  readonly #resolveDriver: ((name: string) => Promise<VolumeDriver | undefined>) | undefined;
+  /** The drivers `resolveDriver` answered last, for what needs no I/O (a volume's scope). */
+  readonly #resolved = new Map<string, VolumeDriver>();
   readonly #events: VolumeEventSink | undefined;
   readonly #locks = new Map<string, Promise<void>>();
 
@@ -128,12 +140,26 @@ export class VolumeManager {
     this.#store = options.store;
     this.#records = options.store.bucket<VolumeRecord>("volume");
     for (const driver of options.drivers) this.#drivers.set(driver.name, driver);
+    this.#resolveDriver = options.resolveDriver;
     this.#events = options.events;
   }
 
   /** The volume `name`; throws NotFound (`get NAME: no such volume`). */
   get(name: string): Volume {
     return this.#view(this.#record(name));
+  }
+
+  /**
+   * The volume `name` as `volume inspect` shows it: for drivers that can say (plugins), the
+   * mountpoint and status they report now. Throws NotFound, or the driver's error.
+   */
+  async inspect(name: string): Promise<Volume> {
+    const record = this.#record(name);
+    const driver = await this.#driver(record.driver);
+    const view = this.#view(record);
+    if (!driver.describe) return view;
+    const now = await driver.describe(driverVolume(record));
+    return { ...view, Mountpoint: now.mountpoint, Status: { ...now.status } };
   }
 
   /** The record of volume `name` (a copy); throws NotFound. */
@@ -161,7 +187,7 @@ export class VolumeManager {
   ): Promise<Volume> {
     const name = request.Name ? validateVolumeName(request.Name) : randomVolumeName();
     const driverName = request.Driver || "local";
-    const driver = this.#driver(driverName);
+    const driver = await this.#driver(driverName);
     return await this.#locked(name, async () => {
       const existing = this.#find(name);
       if (existing) {
@@ -196,8 +222,9 @@ export class VolumeManager {
   }
 
   /**
-   * Removes a volume. One in use is a conflict (409), even with `force`, which only makes a
-   * missing volume not an error (Docker's `volume rm -f`).
+   * Removes a volume. One in use is a conflict (409), even with `force`, which makes a missing
+   * volume not an error (Docker's `volume rm -f`), and forgets a plugin's volume even when its
+   * plugin is gone or fails to remove it (Docker's purge on error).
    */
   remove(name: string, options: { force?: boolean } = {}): Promise<void> {
     return this.#locked(name, async () => {
@@ -209,7 +236,12 @@ export class VolumeManager {
       if (record.refs.length > 0) {
         throw conflict(`remove ${name}: volume is in use - [${record.refs.join(", ")}]`);
       }
-      await this.#driver(record.driver).remove(driverVolume(record));
+      const builtIn = this.#drivers.has(record.driver);
+      try {
+        await (await this.#driver(record.driver)).remove(driverVolume(record));
+      } catch (err) {
+        if (builtIn || !options.force) throw err;
+      }
       this.#records.delete(name);
       this.#emit(record, "destroy");
     });
@@ -226,7 +258,8 @@ export class VolumeManager {
     let reclaimed = 0;
     for (const record of this.#list()) {
       if (record.refs.length > 0 || !matchesFilters(record, filters)) continue;
-      const size = await diskUsage(record.mountpoint);
+      // A plugin's mountpoint may be remote storage: not walked.
+      const size = this.#drivers.has(record.driver) ? await diskUsage(record.mountpoint) : 0;
       try {
         await this.remove(record.name);
       } catch (err) {
@@ -241,8 +274,8 @@ export class VolumeManager {
   }
 
   /**
-   * Gives container `containerId` the volume `name`, creating it with the local driver when it
-   * does not exist (`run -v name:/path`); answers the host path to bind. Counts the reference
+   * Gives container `containerId` the volume `name`, creating it with `options.driver` (local by
+   * default) when it does not exist (`run -v name:/path`); answers the host path to bind. Counts the reference
    * before the driver mounts, and takes it back if the mount fails.
    */
   async attach(
@@ -251,16 +284,16 @@ export class VolumeManager {
     options: AttachVolumeOptions = {},
   ): Promise<AttachedVolume> {
     validateVolumeName(name);
-    if (!this.#find(name)) await this.create({ Name: name });
+    if (!this.#find(name)) await this.create({ Name: name, Driver: options.driver });
     return this.#locked(name, async () => {
       const record = this.#record(name);
       if (!record.refs.includes(containerId)) {
         record.refs.push(containerId);
         this.#records.put(name, record);
       }
-      const driver = this.#driver(record.driver);
       let source: string;
       try {
+        const driver = await this.#driver(record.driver);
         source = await driver.mount(driverVolume(record), containerId);
       } catch (err) {
         this.#dropRef(name, containerId);
@@ -281,7 +314,10 @@ export class VolumeManager {
     return this.#locked(name, async () => {
       const record = this.#find(name);
       if (!record || !record.refs.includes(containerId)) return;
-      await this.#driver(record.driver).unmount(driverVolume(record), containerId).catch(() => {});
+      // The container is gone either way: a driver that fails (or a plugin that went away) must
+      // not keep the reference.
+      const driver = await this.#driver(record.driver).catch(() => undefined);
+      await driver?.unmount(driverVolume(record), containerId).catch(() => {});
       this.#dropRef(name, containerId);
       this.#emit(record, "unmount", { container: containerId });
     });
@@ -301,6 +337,8 @@ export class VolumeManager {
         this.#records.put(record.name, record);
       }
       const driver = this.#drivers.get(record.driver);
+      // Plugins keep their own state; asking them now would make a start wait on each.
+      if (!driver && this.#resolveDriver) continue;
       try {
         if (!driver) throw new Error(`unknown driver ${record.driver}`);
         await driver.restore(driverVolume(record));
@@ -333,14 +371,21 @@ export class VolumeManager {
     return this.#records.list();
   }
 
-  #driver(name: string): VolumeDriver {
-    const driver = this.#drivers.get(name);
-    if (!driver) throw invalidArgument(`volume driver "${name}" not found`);
-    return driver;
+  /** Built-in drivers first, then `resolveDriver`; throws InvalidArgument when none is found. */
+  async #driver(name: string): Promise<VolumeDriver> {
+    const builtIn = this.#drivers.get(name);
+    if (builtIn) return builtIn;
+    const found = await this.#resolveDriver?.(name);
+    if (!found) {
+      this.#resolved.delete(name);
+      throw invalidArgument(`volume driver "${name}" not found`);
+    }
+    this.#resolved.set(name, found);
+    return found;
   }
 
   #view(record: VolumeRecord): Volume {
-    const driver = this.#drivers.get(record.driver);
+    const driver = this.#drivers.get(record.driver) ?? this.#resolved.get(record.driver);
     return {
       Name: record.name,
       Driver: record.driver,

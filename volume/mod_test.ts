@@ -218,3 +218,10 @@ Deno.test("restore() drops references of containers that are gone", async () => 
   await volumes.restore({ liveContainers: new Set(["alive"]) });
   assert.deepEqual(volumes.record("data").refs, ["alive"]);
 });
+
+Deno.test("inspect() shows built-in volumes as recorded", async () => {
+  const { volumes } = setup();
+  const created = await volumes.create({ Name: "data" });
+  assert.deepEqual(await volumes.inspect("data"), created);
+  await rejectsWith(volumes.inspect("nope"), "NotFound", /no such volume/);
+});

@@ -9,7 +9,10 @@ import type { CreateVolumeRequest, VolumeManager } from "../../volume/mod.ts";
 import { type ApiEnv, boolQuery, filtersQuery, jsonBody } from "./http.ts";
 
 /** What the volume routes need of the volume manager. */
-export type VolumesBackend = Pick<VolumeManager, "get" | "list" | "create" | "remove" | "prune">;
+export type VolumesBackend = Pick<
+  VolumeManager,
+  "inspect" | "list" | "create" | "remove" | "prune"
+>;
 
 /** The `/volumes` route table. */
 export function volumeRoutes(backend: VolumesBackend): Hono<ApiEnv> {
@@ -24,7 +27,7 @@ export function volumeRoutes(backend: VolumesBackend): Hono<ApiEnv> {
 
   app.post("/prune", async (c) => c.json(await backend.prune(filtersQuery(c))));
 
-  app.get("/:name", (c) => c.json(backend.get(c.req.param("name"))));
+  app.get("/:name", async (c) => c.json(await backend.inspect(c.req.param("name"))));
 
   app.delete("/:name", async (c) => {
     await backend.remove(c.req.param("name"), { force: boolQuery(c, "force") });
