@@ -13,6 +13,11 @@
  * or stops it. An lxcfs the daemon started is restarted with backoff when it dies, after its
  * stale mount (`Transport endpoint is not connected`) is lazily unmounted.
  *
+ * The pid of an lxcfs the daemon starts is kept in a pid file (`<propagationDir>.pid`): a daemon
+ * killed with SIGKILL leaves its lxcfs running and mounted, and the next daemon adopts it from
+ * that file (it checks the process is that lxcfs on that home), watches it, and restarts and
+ * remounts it like its own when it dies.
+ *
  * On daemon stop, the lxcfs the daemon started is stopped and its mount removed: a daemon that
  * is gone cannot remount it later, and an lxcfs left behind would be one nobody supervises.
  * Running containers that use it then read `Transport endpoint is not connected` from those
@@ -69,6 +74,39 @@ const RESTART_DELAY_MS = { first: 250, max: 10_000 };
 /** How long a started lxcfs has to show its mount. */
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
+const ADOPTED_POLL_MS = 500;
+
+/** The command line of process `pid`, or undefined when it is gone (or a zombie). */
+async function processArgs(pid: number): Promise<string[] | undefined> {
+  if (!await processAlive(pid)) return undefined;
+  const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => undefined);
+  return cmdline?.split("\0").filter((arg) => arg !== "");
+}
+
+/** Whether process `pid` exists and is not a zombie. */
+async function processAlive(pid: number): Promise<boolean> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
+  if (stat === undefined) return false;
+  // The state follows the command name in parentheses, which may itself hold spaces.
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
+}
+
+/** SIGTERM, then SIGKILL after {@link STOP_TIMEOUT_MS}, for a process that is not our child. */
+async function stopProcess(pid: number): Promise<void> {
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      return; // Gone already.
+    }
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (!await processAlive(pid)) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
 
 /** One file to bind: its path relative to lxcfs's home and to the container's root. */
 export interface LxcfsFile {
@@ -90,6 +128,8 @@ export interface LxcfsOptions {
    * restarts and by {@link LxcfsManager.remountAll}.
    */
   containers: () => Array<{ id: string; pid: number }>;
+  /** Where the pid of the lxcfs the daemon starts is kept; default `<propagationDir>.pid`. */
+  pidFile?: string;
 }
 
 /** What {@link LxcfsManager.remountAll} did. */
@@ -213,10 +253,17 @@ export class LxcfsManager {
   #restartDelay = RESTART_DELAY_MS.first;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #restarting: Promise<void> | undefined;
+  /** An lxcfs a crashed daemon started, adopted from the pid file; watched by polling. */
+  #adopted: number | undefined;
+  #adoptedWatch: ReturnType<typeof setInterval> | undefined;
 
   /** A manager for `options`; nothing starts until {@link ensure}. */
   constructor(options: LxcfsOptions) {
     this.#options = options;
+  }
+
+  get #pidFile(): string {
+    return this.#options.pidFile ?? `${this.#options.propagationDir}.pid`;
   }
 
   /** lxcfs's mount point. */
@@ -226,7 +273,7 @@ export class LxcfsManager {
 
   /** The pid of the lxcfs the daemon runs; 0 when it uses an external one or none. */
   get pid(): number {
-    return this.#child?.pid ?? 0;
+    return this.#child?.pid ?? this.#adopted ?? 0;
   }
 
   /** The files the containers get (known once {@link ensure} resolved). */
@@ -252,7 +299,12 @@ export class LxcfsManager {
     const { home } = this.#options;
     await Deno.mkdir(home, { recursive: true });
     if (await isLxcfsMount(home) && await answers(home)) {
-      this.#options.log.info("using the lxcfs already mounted", { home });
+      const orphan = await this.#orphan();
+      if (orphan) {
+        this.#adopt(orphan);
+      } else {
+        this.#options.log.info("using the lxcfs already mounted", { home });
+      }
     } else {
       await unmountAll(home);
       await this.#spawn();
@@ -305,7 +357,35 @@ export class LxcfsManager {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     this.#supervised = child;
+    await Deno.writeTextFile(this.#pidFile, `${child.pid}\n`);
     log.info("lxcfs started", { pid: child.pid, home });
+  }
+
+  /** The pid of an lxcfs an earlier daemon started on our home and left running, if any. */
+  async #orphan(): Promise<number | undefined> {
+    const text = await Deno.readTextFile(this.#pidFile).catch(() => "");
+    const pid = Number(text.trim());
+    if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+    const args = await processArgs(pid);
+    if (!args || args[0] !== this.#options.binary || !args.includes(this.#options.home)) {
+      return undefined;
+    }
+    return pid;
+  }
+
+  /** Supervises an orphaned lxcfs: restarted (and containers remounted) when it dies. */
+  #adopt(pid: number): void {
+    this.#adopted = pid;
+    this.#options.log.info("adopted the lxcfs a previous daemon started", { pid });
+    this.#adoptedWatch = setInterval(async () => {
+      if (this.#adopted !== pid || await processAlive(pid)) return;
+      clearInterval(this.#adoptedWatch);
+      this.#adoptedWatch = undefined;
+      this.#adopted = undefined;
+      if (this.#stopping) return;
+      this.#options.log.warn("lxcfs exited: restarting it", { pid });
+      this.#scheduleRestart();
+    }, ADOPTED_POLL_MS);
   }
 
   /** Makes the propagation dir a shared mount and binds the live lxcfs mount under it. */
@@ -467,6 +547,7 @@ export class LxcfsManager {
   async close(): Promise<void> {
     this.#stopping = true;
     if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    if (this.#adoptedWatch !== undefined) clearInterval(this.#adoptedWatch);
     await this.#restarting;
     const { home, propagationDir } = this.#options;
     // The shared self-bind of the propagation dir stays: the containers' copies are its slaves,
@@ -479,5 +560,12 @@ export class LxcfsManager {
       // lxcfs unmounts on SIGTERM; after SIGKILL the dead mount stays.
       await unmountAll(home);
     }
+    const adopted = this.#adopted;
+    if (adopted !== undefined) {
+      this.#adopted = undefined;
+      await stopProcess(adopted);
+      await unmountAll(home);
+    }
+    if (child || adopted !== undefined) await Deno.remove(this.#pidFile).catch(() => {});
   }
 }

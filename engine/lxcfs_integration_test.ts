@@ -127,7 +127,30 @@ Deno.test("lxcfs: /proc files, daemon default, restart and remount", async (t) =
         assert.match(await memTotal(daemon, "lx"), /^MemTotal:\s+51200 kB$/);
       });
 
+      await t.step("a crashed daemon's lxcfs is adopted and supervised by the next", async () => {
+        const pid = await lxcfsPid(home);
+        assert.ok(pid > 0, "lxcfs is not running");
+        await daemon.crash();
+        // SIGKILL leaves lxcfs running, mounted, and nobody watching it.
+        assert.equal(await lxcfsPid(home), pid);
+        await daemon.start();
+        assert.match(await memTotal(daemon, "lx"), /^MemTotal:\s+51200 kB$/);
+        assert.equal(await lxcfsPid(home), pid, "the orphan was replaced, not adopted");
+        assert.match(await daemon.log(), /adopted the lxcfs a previous daemon started/);
+        Deno.kill(pid, "SIGKILL");
+        await waitFor(async () => {
+          const now = await lxcfsPid(home);
+          return now > 0 && now !== pid &&
+            /^MemTotal:\s+51200 kB$/.test(await memTotal(daemon, "lx"));
+        }, { timeoutMs: 20_000, message: "the adopted lxcfs was not restarted" });
+      });
+
       for (const name of ["lx", "cpu0", "plain"]) await ok(daemon, ["rm", "-f", name]);
+      await t.step("daemon stop stops the lxcfs it restarted", async () => {
+        await daemon.stop();
+        assert.equal(await lxcfsPid(home), 0);
+        await daemon.start();
+      });
     }, { args: ["--enable-lxcfs", "--lxcfs-home", home] });
   } finally {
     await killUnder(dir);

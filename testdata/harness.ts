@@ -72,6 +72,23 @@ export async function busyboxTarball(): Promise<string> {
   return `${out}/busybox.tar`;
 }
 
+/**
+ * Builds the systemd image tarball from the host's own packages (once; see
+ * `testdata/build_systemd.sh`) and returns its path.
+ */
+export async function systemdTarball(): Promise<string> {
+  const out = `${root}testdata/out`;
+  const result = await new Deno.Command("bash", {
+    args: [`${root}testdata/build_systemd.sh`, out],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!result.success) {
+    throw new Error(`build_systemd.sh failed:\n${decoder.decode(result.stderr)}`);
+  }
+  return `${out}/systemd.tar`;
+}
+
 /** Starts a daemon in a new temp directory. */
 export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaemon> {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-it-" });

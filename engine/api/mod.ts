@@ -13,6 +13,7 @@ import { eventRoutes, type EventsBackend } from "./events.ts";
 import { type ExecBackend, execRoutes } from "./exec.ts";
 import type { ApiEnv } from "./http.ts";
 import { authRoutes, imageRoutes, type ImagesBackend } from "./images.ts";
+import { networkRoutes, type NetworksBackend } from "./networks.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
 import { volumeRoutes, type VolumesBackend } from "./volumes.ts";
 
@@ -33,6 +34,8 @@ export interface ApiBackend {
   events?: EventsBackend;
   /** The volume manager; without it `/volumes` is absent. */
   volumes?: VolumesBackend;
+  /** The network manager; without it `/networks` is absent. */
+  networks?: NetworksBackend;
   log: Logger;
 }
 
@@ -53,6 +56,7 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   api.route("/images", imageRoutes(backend.images));
   api.route("/", authRoutes(backend.images));
   if (backend.volumes) api.route("/volumes", volumeRoutes(backend.volumes));
+  if (backend.networks) api.route("/networks", networkRoutes(backend.networks));
 
   const app = new Hono<ApiEnv>();
   app.route("/:version{v[0-9]+\\.[0-9]+}", api);
