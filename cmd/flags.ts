@@ -320,3 +320,74 @@ export function flagUsages(specs: FlagSpec[]): string {
   const width = Math.max(0, ...rows.map((r) => r[0]!.length));
   return rows.map(([left, right]) => `${left!.padEnd(width)}   ${right}`).join("\n");
 }
+
+/** An IP address as a number, with its family's width (32 or 128 bits). */
+export interface IpAddress {
+  value: bigint;
+  bits: 32 | 128;
+}
+
+function parseIpv4(text: string): bigint | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return undefined;
+  let value = 0n;
+  for (const part of m.slice(1)) {
+    const n = Number(part);
+    if (n > 255) return undefined;
+    value = (value << 8n) | BigInt(n);
+  }
+  return value;
+}
+
+/** Parses an IPv4 or IPv6 address (`::` shorthand and a trailing dotted quad included). */
+export function parseIp(text: string): IpAddress | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { value: v4, bits: 32 };
+  if (!text.includes(":")) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (half: string): bigint[] | undefined => {
+    if (half === "") return [];
+    const out: bigint[] = [];
+    const parts = half.split(":");
+    for (const [i, part] of parts.entries()) {
+      const last = i === parts.length - 1;
+      const quad = last && part.includes(".") ? parseIpv4(part) : undefined;
+      if (quad !== undefined) out.push(quad >> 16n, quad & 0xffffn);
+      else if (/^[0-9a-fA-F]{1,4}$/.test(part)) out.push(BigInt(parseInt(part, 16)));
+      else return undefined;
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  const all = [...head, ...Array<bigint>(halves.length === 2 ? missing : 0).fill(0n), ...tail];
+  return { value: all.reduce((acc, g) => (acc << 16n) | g, 0n), bits: 128 };
+}
+
+/** A network in CIDR notation: its address and prefix length. */
+export interface Cidr {
+  address: IpAddress;
+  prefix: number;
+}
+
+/** Parses `10.1.0.0/24` or `fd00::/64`; undefined when malformed. */
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf("/");
+  if (slash < 0) return undefined;
+  const address = parseIp(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1);
+  if (!address || !/^\d{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  return prefix <= address.bits ? { address, prefix } : undefined;
+}
+
+/** Whether `cidr` (as Go's `IPNet.Contains`, ignoring the host bits of its address) holds `ip`. */
+export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
+  if (cidr.address.bits !== ip.bits) return false;
+  const shift = BigInt(ip.bits - cidr.prefix);
+  return (cidr.address.value >> shift) === (ip.value >> shift);
+}

@@ -22,6 +22,7 @@ import { Flags, type FlagSpec, flagUsages, parseFlags, UsageError } from "./flag
 import { imageCommands, imageGroupCommands } from "./image.ts";
 import { remountLxcfsCommand } from "./lxcfs.ts";
 import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
+import { networkGroupCommands } from "./network.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
 import { volumeGroupCommands } from "./volume.ts";
@@ -62,6 +63,7 @@ const groups: CommandGroup[] = [
   },
   { name: "image", description: "Manage images", commands: imageGroupCommands },
   { name: "volume", description: "Manage volumes", commands: volumeGroupCommands },
+  { name: "network", description: "Manage networks", commands: networkGroupCommands },
 ];
 
 const topLevel: Command[] = [

@@ -16,15 +16,15 @@
  * @module
  */
 import type { Container } from "./container.ts";
-import type { Containerd, Mount } from "./containerd.ts";
+import type { Containerd } from "./containerd.ts";
 import {
   EngineError,
   forbidden,
   invalidArgument,
   notFound,
   notImplemented,
-  systemError,
 } from "./errors.ts";
+import { mountRootfsAt } from "./rootfs.ts";
 import { readTar, type TarEntryType, type TarInput, tarStream } from "./tar.ts";
 
 /** Docker's `ContainerPathStat` (the `X-Docker-Container-Path-Stat` header, base64 JSON). */
@@ -285,39 +285,19 @@ export class ContainerFiles {
       container.snapshotter,
       container.snapshotKey,
     );
-    await Deno.mkdir(this.#tmpDir, { recursive: true, mode: 0o700 });
-    const root = await Deno.makeTempDir({ dir: this.#tmpDir, prefix: "cp-" });
-    const release = async () => {
-      // Lazy and recursive: the binds on top go with the rootfs, even while a read is open.
-      await run("umount", ["-R", "-l", root]).catch(() => {});
-      await Deno.remove(root).catch(() => {});
-    };
+    const mounted = await mountRootfsAt(mounts, this.#tmpDir);
     try {
-      await mountRootfs(mounts, root);
-      // Our mounts must not propagate to (or from) the host's mount tree.
-      await run("mount", ["--make-rprivate", root]);
-      await mountBinds(container, root);
+      await mountBinds(container, mounted.path);
     } catch (err) {
-      await release();
+      await mounted[Symbol.asyncDispose]();
       throw err;
     }
-    return { root, container, [Symbol.asyncDispose]: release };
+    return {
+      root: mounted.path,
+      container,
+      [Symbol.asyncDispose]: () => mounted[Symbol.asyncDispose](),
+    };
   }
-}
-
-/** Mounts a snapshot's mounts (one overlay or bind) on `target`. */
-async function mountRootfs(mounts: Mount[], target: string): Promise<void> {
-  const [mount] = mounts;
-  if (!mount || mounts.length > 1) {
-    throw systemError(`cannot mount a rootfs of ${mounts.length} mounts`);
-  }
-  const options = mount.options.filter((o) => o !== "rbind" && o !== "bind");
-  if (mount.type === "bind" || mount.type === "rbind") {
-    await run("mount", ["--bind", mount.source, target]);
-    if (options.includes("ro")) await run("mount", ["-o", "remount,bind,ro", target]);
-    return;
-  }
-  await run("mount", ["-t", mount.type, "-o", options.join(","), mount.source, target]);
 }
 
 /** The container's bind mounts (`-v /host:/ctr`, `--mount type=bind`) as source, destination. */

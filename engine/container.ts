@@ -467,7 +467,12 @@ export class ContainerManager {
         ? planMounts(hostConfig, { mountsOf, imageVolumes: config.Volumes })
         : userMounts;
       const attached = this.#volumes
-        ? await attachVolumes(this.#volumes, volumePlan, { containerId: id, rootfs: mounts, undo })
+        ? await attachVolumes(this.#volumes, volumePlan, {
+          containerId: id,
+          rootfs: mounts,
+          scratchDir: `${this.#home}/tmp`,
+          undo,
+        })
         : new Map();
       record.mounts = mountPointsOf(hostConfig, volumePlan, attached);
       const appUnitDir = `${dir}/systemd`;

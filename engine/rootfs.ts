@@ -6,6 +6,7 @@
  * @module
  */
 import type { Mount } from "./containerd.ts";
+import { systemError } from "./errors.ts";
 
 /** The directories a file may come from, topmost first. */
 export function layerDirs(mounts: Mount[]): string[] {
@@ -123,4 +124,51 @@ export async function resolveRootfsPath(
   }
   if (!info) return undefined;
   return { path: `/${resolved.join("/")}`, info };
+}
+
+/** A rootfs mounted by {@link mountRootfsAt}; disposing of it unmounts it. */
+export interface MountedRootfs extends AsyncDisposable {
+  /** Where it is mounted. */
+  path: string;
+}
+
+/**
+ * Mounts a snapshot's mounts (one overlay or bind) on a new directory under `parent`, private to
+ * the daemon (nothing propagates to or from the host's mount tree). Dispose of the result to
+ * unmount it (lazily and recursively, with anything mounted on top) and remove the directory.
+ */
+export async function mountRootfsAt(mounts: Mount[], parent: string): Promise<MountedRootfs> {
+  const [mount] = mounts;
+  if (!mount || mounts.length > 1) {
+    throw systemError(`cannot mount a rootfs of ${mounts.length} mounts`);
+  }
+  await Deno.mkdir(parent, { recursive: true, mode: 0o700 });
+  const path = await Deno.makeTempDir({ dir: parent, prefix: "rootfs-" });
+  const release = async () => {
+    await runMount("umount", ["-R", "-l", path]).catch(() => {});
+    await Deno.remove(path).catch(() => {});
+  };
+  try {
+    const options = mount.options.filter((o) => o !== "rbind" && o !== "bind");
+    if (mount.type === "bind" || mount.type === "rbind") {
+      await runMount("mount", ["--bind", mount.source, path]);
+      if (options.includes("ro")) await runMount("mount", ["-o", "remount,bind,ro", path]);
+    } else {
+      await runMount("mount", ["-t", mount.type, "-o", options.join(","), mount.source, path]);
+    }
+    await runMount("mount", ["--make-rprivate", path]);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { path, [Symbol.asyncDispose]: release };
+}
+
+async function runMount(command: string, args: string[]): Promise<void> {
+  const output = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
+    .output();
+  if (!output.success) {
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    throw systemError(`${command} ${args.join(" ")}: ${stderr || `exit ${output.code}`}`);
+  }
 }

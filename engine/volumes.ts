@@ -11,7 +11,7 @@
 import { validateVolumeName } from "../volume/driver.ts";
 import type { Mount } from "./containerd.ts";
 import { invalidArgument, isNotFound, messageOf, systemError } from "./errors.ts";
-import { layerDirs } from "./rootfs.ts";
+import { mountRootfsAt, resolveRootfsPath } from "./rootfs.ts";
 import { cleanPath } from "./spec.ts";
 import type { HostConfig } from "./types.ts";
 
@@ -344,6 +344,8 @@ export interface AttachVolumesOptions {
   containerId: string;
   /** The container's rootfs mounts, where the image's content is copied from. */
   rootfs: Mount[];
+  /** A directory of the daemon's where the rootfs is mounted while content is copied. */
+  scratchDir: string;
   /** Each step's undo is added here, to be run in reverse if the create fails. */
   undo: Array<() => Promise<void> | void>;
 }
@@ -361,6 +363,7 @@ export async function attachVolumes(
 ): Promise<Map<VolumeUse, AttachedVolume>> {
   const attached = new Map<VolumeUse, AttachedVolume>();
   const id = options.containerId;
+  const copies: Array<{ path: string; target: string }> = [];
   for (const use of plan.volumes) {
     let name = use.name;
     const request: VolumeCreateRequest = {
@@ -385,9 +388,10 @@ export async function attachVolumes(
     options.undo.push(() => volumes.detach(name, id));
     attached.set(use, volume);
     if (use.copy && await isEmptyDir(volume.source)) {
-      await copyImageContent(options.rootfs, { path: use.destination, target: volume.source });
+      copies.push({ path: use.destination, target: volume.source });
     }
   }
+  if (copies.length > 0) await copyImageContent(options, copies);
   return attached;
 }
 
@@ -411,39 +415,35 @@ async function isEmptyDir(path: string): Promise<boolean> {
 }
 
 /**
- * Copies what the image has at `path` into the volume directory `target`: read from the
- * snapshot's directories (no mount needed), taking the topmost layer where `path` is a
- * directory; `cp -a` keeps modes, ownership, links and times. A path the image lacks, hides
- * with a whiteout, or reaches through a symlink leaving the layer (the image must never make
- * the daemon copy host files), leaves the volume empty.
+ * Copies what the image has at each `path` into the volume directory `target`, from the image's
+ * merged view (every layer, whiteouts and opaque directories applied): the rootfs is mounted
+ * under the scratch directory for the copy and unmounted after. `cp -a` keeps modes, ownership,
+ * links and times. Symlinks on the way are followed inside the image, never on the host; a path
+ * the image lacks, or that is not a directory, leaves the volume empty.
  */
 async function copyImageContent(
-  rootfs: Mount[],
-  options: { path: string; target: string },
+  options: { rootfs: Mount[]; scratchDir: string },
+  copies: Array<{ path: string; target: string }>,
 ): Promise<void> {
-  const relative = cleanPath(options.path).slice(1);
-  if (relative === "") return;
-  for (const dir of layerDirs(rootfs)) {
-    const source = `${dir}/${relative}`;
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(source);
-    } catch {
-      continue;
+  const sources: Array<{ path: string; resolved: string; target: string }> = [];
+  for (const copy of copies) {
+    const found = await resolveRootfsPath(options.rootfs, cleanPath(copy.path));
+    if (found && found.info.isDirectory && found.path !== "/") {
+      sources.push({ ...copy, resolved: found.path });
     }
-    if (!info.isDirectory) return;
-    const real = await Deno.realPath(source);
-    if (!real.startsWith(`${await Deno.realPath(dir)}/`)) return;
+  }
+  if (sources.length === 0) return;
+  await using root = await mountRootfsAt(options.rootfs, options.scratchDir);
+  for (const source of sources) {
     const output = await new Deno.Command("cp", {
-      args: ["-a", "--", `${real}/.`, `${options.target}/`],
+      args: ["-a", "--", `${root.path}${source.resolved}/.`, `${source.target}/`],
       stdout: "null",
       stderr: "piped",
     }).output();
     if (!output.success) {
       const stderr = new TextDecoder().decode(output.stderr).trim();
-      throw systemError(`copying the image's ${options.path} into its volume: ${stderr}`);
+      throw systemError(`copying the image's ${source.path} into its volume: ${stderr}`);
     }
-    return;
   }
 }
 

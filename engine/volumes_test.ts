@@ -328,7 +328,12 @@ Deno.test("attachVolumes() creates, attaches and fills empty volumes; undo leave
     };
     const plan = planMounts(hostConfig, { imageVolumes: { "/etc/": {}, "/hostetc": {} } });
     const undo: Array<() => Promise<void> | void> = [];
-    const attached = await attachVolumes(volumes, plan, { containerId: "c1", rootfs, undo });
+    const attached = await attachVolumes(volumes, plan, {
+      containerId: "c1",
+      rootfs,
+      scratchDir: `${dir}/scratch`,
+      undo,
+    });
     assert.equal(attached.size, 6);
     assert.deepEqual(volumes.created.slice(2), [
       { Driver: undefined, DriverOpts: undefined, Labels: undefined, Name: "new" },
@@ -340,8 +345,8 @@ Deno.test("attachVolumes() creates, attaches and fills empty volumes; undo leave
     assert.equal(await Deno.readTextFile(`${dir}/vols/new/passwd`), "root:x:0:0::/root:/bin/sh\n");
     assert.deepEqual([...Deno.readDirSync(`${dir}/vols/full`)].map((e) => e.name), ["mine"]);
     assert.deepEqual([...Deno.readDirSync(`${dir}/vols/existing`)], []);
-    // A path through a symlink out of the layer copies nothing.
-    assert.deepEqual([...Deno.readDirSync(`${dir}/vols/anon1`)], []);
+    // An absolute symlink is followed inside the image: its /etc, never the host's.
+    assert.deepEqual([...Deno.readDirSync(`${dir}/vols/anon1`)].map((e) => e.name), ["passwd"]);
     assert.deepEqual([...Deno.readDirSync(`${dir}/vols/anon0`)], []);
     assert.deepEqual(volumes.volumes.get("existing")!.refs, ["c1"]);
 
@@ -361,7 +366,7 @@ Deno.test("attachVolumes() registers the undo of each step before a later one fa
     const plan = planMounts({ Binds: ["first:/a", "second:/b"] });
     const undo: Array<() => Promise<void> | void> = [];
     await assert.rejects(
-      attachVolumes(volumes, plan, { containerId: "c1", rootfs: [], undo }),
+      attachVolumes(volumes, plan, { containerId: "c1", rootfs: [], scratchDir: dir, undo }),
       /mount failed/,
     );
     for (const step of undo.reverse()) await step();
@@ -412,6 +417,48 @@ Deno.test("createBindSources() makes missing -v sources, leaves files alone", as
     assert.ok((await Deno.stat(`${dir}/file`)).isFile);
     assert.ok((await Deno.stat(`${dir}/m`)).isDirectory);
     await assert.rejects(Deno.stat(`${dir}/n`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("attachVolumes() copies the merged view of every layer, whiteouts applied", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const sub of ["lower1/data", "lower2/data", "upper", "work", "vols"]) {
+      await Deno.mkdir(`${dir}/${sub}`, { recursive: true });
+    }
+    await Deno.writeTextFile(`${dir}/lower1/data/base`, "from the first layer\n");
+    await Deno.writeTextFile(`${dir}/lower1/data/gone`, "deleted by the second layer\n");
+    await Deno.writeTextFile(`${dir}/lower2/data/top`, "from the second layer\n");
+    // An overlay whiteout: a 0/0 character device.
+    const mknod = await new Deno.Command("mknod", {
+      args: [`${dir}/lower2/data/gone`, "c", "0", "0"],
+    })
+      .output();
+    assert.ok(mknod.success);
+    const rootfs = [{
+      type: "overlay",
+      source: "overlay",
+      target: "",
+      options: [
+        `workdir=${dir}/work`,
+        `upperdir=${dir}/upper`,
+        `lowerdir=${dir}/lower2:${dir}/lower1`,
+      ],
+    }];
+    const volumes = new FakeVolumes(`${dir}/vols`);
+    const undo: Array<() => Promise<void> | void> = [];
+    await attachVolumes(volumes, planMounts({ Binds: ["data:/data"] }), {
+      containerId: "c1",
+      rootfs,
+      scratchDir: `${dir}/scratch`,
+      undo,
+    });
+    const names = [...Deno.readDirSync(`${dir}/vols/data`)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["base", "top"]);
+    // The scratch mount is gone.
+    assert.deepEqual([...Deno.readDirSync(`${dir}/scratch`)], []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

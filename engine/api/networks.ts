@@ -135,7 +135,9 @@ function optionalStringMap(
   const map = optionalObject(body, key, where);
   if (map === undefined) return undefined;
   for (const [k, v] of Object.entries(map)) {
-    if (typeof v !== "string") throw invalidArgument(`invalid ${where}${key}.${k}: must be a string`);
+    if (typeof v !== "string") {
+      throw invalidArgument(`invalid ${where}${key}.${k}: must be a string`);
+    }
   }
   return map as Record<string, string>;
 }
@@ -210,7 +212,8 @@ export function parseNetworkConnect(body: Json): NetworkConnectRequest {
   const ipamConfig = optionalObject(endpoint, "IPAMConfig", "EndpointConfig.");
   const aliases = field(endpoint, "Aliases");
   if (
-    aliases !== undefined && !(Array.isArray(aliases) && aliases.every((a) => typeof a === "string"))
+    aliases !== undefined &&
+    !(Array.isArray(aliases) && aliases.every((a) => typeof a === "string"))
   ) {
     throw invalidArgument("invalid EndpointConfig.Aliases: must be an array of strings");
   }
