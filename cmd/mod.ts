@@ -25,6 +25,7 @@ import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } fro
 import { networkGroupCommands } from "./network.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
+import { upgradeCommand } from "./upgrade.ts";
 import { volumeGroupCommands } from "./volume.ts";
 
 /** Options of {@link runCli}: where input and output go (tests capture them). */
@@ -74,6 +75,7 @@ const topLevel: Command[] = [
   ...systemCommands,
   eventsCommand,
   remountLxcfsCommand,
+  upgradeCommand,
 ];
 
 function findCommand(commands: Command[], name: string): Command | undefined {

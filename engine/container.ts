@@ -123,6 +123,11 @@ export interface Container {
   mounts?: MountPoint[];
   /** A rich container's init from its image (sbin-init and systemd modes). */
   imageInit?: ImageInit;
+  /**
+   * The config as the user gave it, before the image's was merged in: an upgrade keeps what the
+   * user chose (an explicit entrypoint) and takes the rest from the new image.
+   */
+  userConfig?: ContainerConfig;
 }
 
 /** What the container manager needs of the image manager. */
@@ -329,6 +334,7 @@ export class ContainerManager {
     const { HostConfig: hostConfigIn, NetworkingConfig: _networking, ...configIn } = request;
     const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
     const config: ContainerConfig = { ...configIn };
+    const userConfig: ContainerConfig = structuredClone(configIn);
     if (!config.Image) throw invalidArgument("config.Image is required: no image given");
     // Volumes get their host paths once attached; until then a placeholder lets the spec's
     // checks (destinations, modes, duplicates) run before anything is created.
@@ -385,6 +391,7 @@ export class ContainerManager {
         image: config.Image,
         imageId: image.id,
         config,
+        userConfig,
         hostConfig,
         path: args[0] ?? "",
         args: args.slice(1),

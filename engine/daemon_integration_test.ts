@@ -6,17 +6,11 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import {
   busyboxTarball,
+  inspectContainer as inspect,
   pouchOk as ok,
-  type TestDaemon,
   withBusyboxDaemon,
 } from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
-
-async function inspect(daemon: TestDaemon, name: string) {
-  const { status, body } = await daemon.api("GET", `/containers/${name}/json`);
-  assert.equal(status, 200, body);
-  return JSON.parse(body);
-}
 
 Deno.test("container lifecycle through pouch's CLI", async (t) => {
   await withBusyboxDaemon(async (daemon) => {

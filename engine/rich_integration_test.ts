@@ -3,14 +3,13 @@
  * image (which has no libc: the injected init must be static).
  */
 import assert from "node:assert/strict";
-import { pouchOk as ok, type TestDaemon, withBusyboxDaemon } from "../testdata/harness.ts";
+import {
+  inspectContainer as inspect,
+  pouchOk as ok,
+  type TestDaemon,
+  withBusyboxDaemon,
+} from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
-
-async function inspect(daemon: TestDaemon, name: string) {
-  const { status, body } = await daemon.api("GET", `/containers/${name}/json`);
-  assert.equal(status, 200, body);
-  return JSON.parse(body);
-}
 
 /** The state letter of every process in the container (`R`, `S`, `Z`, ...), by pid. */
 async function processStates(daemon: TestDaemon, name: string): Promise<Map<number, string>> {

@@ -6,18 +6,13 @@
  */
 import assert from "node:assert/strict";
 import {
+  inspectContainer as inspect,
   pouchOk as ok,
   systemdTarball,
   type TestDaemon,
   withBusyboxDaemon,
 } from "../testdata/harness.ts";
 import { waitFor } from "./testing.ts";
-
-async function inspect(daemon: TestDaemon, name: string) {
-  const { status, body } = await daemon.api("GET", `/containers/${name}/json`);
-  assert.equal(status, 200, body);
-  return JSON.parse(body);
-}
 
 async function cmdline(daemon: TestDaemon, name: string, pid = 1): Promise<string[]> {
   const text = await ok(daemon, ["exec", name, "cat", `/proc/${pid}/cmdline`]);

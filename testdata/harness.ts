@@ -58,35 +58,39 @@ export interface TestDaemon extends AsyncDisposable {
   start(): Promise<void>;
 }
 
-/** Builds the busybox image tarballs (once) and returns the docker-save one's path. */
-export async function busyboxTarball(): Promise<string> {
+/** Runs a `testdata/build_*.sh` image script (idempotent) and returns `testdata/out/TARBALL`. */
+async function buildTestImage(script: string, tarball: string): Promise<string> {
   const out = `${root}testdata/out`;
   const result = await new Deno.Command("bash", {
-    args: [`${root}testdata/build_busybox.sh`, out],
+    args: [`${root}testdata/${script}`, out],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!result.success) {
-    throw new Error(`build_busybox.sh failed:\n${decoder.decode(result.stderr)}`);
+    throw new Error(`${script} failed:\n${decoder.decode(result.stderr)}`);
   }
-  return `${out}/busybox.tar`;
+  return `${out}/${tarball}`;
+}
+
+/** Builds the busybox image tarballs (once) and returns the docker-save one's path. */
+export function busyboxTarball(): Promise<string> {
+  return buildTestImage("build_busybox.sh", "busybox.tar");
 }
 
 /**
  * Builds the systemd image tarball from the host's own packages (once; see
  * `testdata/build_systemd.sh`) and returns its path.
  */
-export async function systemdTarball(): Promise<string> {
-  const out = `${root}testdata/out`;
-  const result = await new Deno.Command("bash", {
-    args: [`${root}testdata/build_systemd.sh`, out],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!result.success) {
-    throw new Error(`build_systemd.sh failed:\n${decoder.decode(result.stderr)}`);
-  }
-  return `${out}/systemd.tar`;
+export function systemdTarball(): Promise<string> {
+  return buildTestImage("build_systemd.sh", "systemd.tar");
+}
+
+/** The container's inspect JSON through the API (asserting a 200). */
+// deno-lint-ignore explicit-module-boundary-types
+export async function inspectContainer(daemon: TestDaemon, name: string) {
+  const { status, body } = await daemon.api("GET", `/containers/${name}/json`);
+  if (status !== 200) throw new Error(`inspect ${name}: ${status} ${body}`);
+  return JSON.parse(body);
 }
 
 /** Starts a daemon in a new temp directory. */
