@@ -11,6 +11,7 @@ import {
   type FlagSpec,
   invalidValue,
   parseEnvFile,
+  parseIp,
   parseLabelFile,
   parseLabels,
   parseNanoCpus,
@@ -127,12 +128,32 @@ export const createFlags: FlagSpec[] = [
   { name: "security-opt", kind: "list", description: "Security Options" },
   { name: "add-host", kind: "list", description: "Add a custom host-to-IP mapping (host:ip)" },
   { name: "dns", kind: "list", description: "Set custom DNS servers" },
+  { name: "dns-search", kind: "list", description: "Set custom DNS search domains" },
+  { name: "dns-option", aliases: ["dns-opt"], kind: "list", description: "Set DNS options" },
+  { name: "ip", kind: "string", description: "IPv4 address (e.g., 172.30.100.104)" },
+  {
+    name: "network-alias",
+    kind: "list",
+    description: "Add network-scoped alias for the container",
+  },
+  {
+    name: "mac-address",
+    kind: "string",
+    description: "Container MAC address (e.g., 92:d0:c6:0a:29:33)",
+  },
   {
     name: "publish",
     short: "p",
     kind: "list",
     description: "Publish a container's port(s) to the host",
   },
+  {
+    name: "publish-all",
+    short: "P",
+    kind: "bool",
+    description: "Publish all exposed ports to random ports",
+  },
+  { name: "expose", kind: "list", description: "Expose a port or a range of ports" },
   {
     name: "oom-score-adj",
     kind: "string",
@@ -225,6 +246,8 @@ export interface CreateBody {
   AttachStderr: boolean;
   StopSignal?: string;
   StopTimeout?: number;
+  /** Where API 1.41 takes `--mac-address` (1.44 moved it into the endpoint). */
+  MacAddress?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
   Volumes?: Record<string, Record<string, never>>;
   Rich?: boolean;
@@ -234,6 +257,14 @@ export interface CreateBody {
   DiskQuota?: Record<string, string>;
   SpecificID?: string;
   HostConfig: Record<string, unknown>;
+  /** The endpoint settings of `--ip` and `--network-alias`, by network. */
+  NetworkingConfig?: { EndpointsConfig: Record<string, EndpointSettings> };
+}
+
+/** An endpoint of `NetworkingConfig.EndpointsConfig` (the parts the CLI sets). */
+export interface EndpointSettings {
+  IPAMConfig?: { IPv4Address: string };
+  Aliases?: string[];
 }
 
 /** Options of {@link buildCreateRequest}. */
@@ -440,25 +471,112 @@ function parseRestart(flags: Flags, text: string): { Name: string; MaximumRetryC
   return { Name: name === "no" ? "no" : name! };
 }
 
-/** `[ip:][hostPort:]containerPort[/proto]` into its binding. */
-function parsePublish(
-  spec: string,
-): { port: string; binding: { HostIp: string; HostPort: string } } {
-  const [addr, proto = "tcp"] = spec.split("/");
-  const parts = (addr ?? "").split(":");
-  let hostIp = "";
-  let hostPort = "";
-  let containerPort: string;
-  if (parts.length === 1) containerPort = parts[0]!;
-  else if (parts.length === 2) [hostPort, containerPort] = [parts[0]!, parts[1]!];
-  else if (parts.length === 3) {
-    [hostIp, hostPort, containerPort] = [parts[0]!, parts[1]!, parts[2]!];
-  } else throw new Error(`invalid port format: ${spec}`);
-  if (!/^\d+$/.test(containerPort) || (hostPort !== "" && !/^\d+$/.test(hostPort))) {
-    throw new Error(`invalid port format: ${spec}`);
+/** One `-p` mapping: the container port (`80/tcp`) and the host side it is bound to. */
+export interface PortMapping {
+  port: string;
+  binding: { HostIp: string; HostPort: string };
+}
+
+/** Docker's `nat.ParsePortRange`: `80` or `8000-8010`, each within 0-65535. */
+function parsePortRange(text: string): [number, number] | undefined {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = m[2] === undefined ? start : Number(m[2]);
+  return start <= 65535 && end <= 65535 && start <= end ? [start, end] : undefined;
+}
+
+/** Docker's `nat.SplitProtoPort`: `80/udp` into `["udp", "80"]`, tcp by default. */
+function splitProtoPort(text: string): [string, string] {
+  const [port = "", proto] = text.split("/");
+  return [proto ? proto.toLowerCase() : "tcp", port];
+}
+
+/** The Docker CLI's long `--publish` syntax (`published=8080,target=80,protocol=udp`). */
+function standardPublishNotation(spec: string): string {
+  if (!spec.includes("=")) return spec;
+  const params: Record<string, string> = { protocol: "tcp" };
+  for (const param of spec.split(",")) {
+    const eq = param.indexOf("=");
+    if (eq <= 0) {
+      throw new Error(`invalid publish opts format (should be name=value but got '${param}')`);
+    }
+    params[param.slice(0, eq)] = param.slice(eq + 1);
+  }
+  return `${params.published ?? ""}:${params.target ?? ""}/${params.protocol}`;
+}
+
+/**
+ * Parses a `-p` value as Docker's `nat.ParsePortSpec` does:
+ * `[ip:][hostPort:]containerPort[/proto]`, ports or ranges (`8000-8001:80-81`, or a host range
+ * for one container port, which the daemon picks from), IPv6 host addresses in brackets.
+ */
+export function parsePublish(spec: string): PortMapping[] {
+  const [proto, rest] = splitProtoPort(standardPublishNotation(spec));
+  const parts = rest.split(":");
+  const containerPort = parts.at(-1)!;
+  const hostPort = parts.length >= 2 ? parts.at(-2)! : "";
+  let ip = parts.length >= 3 ? parts.slice(0, -2).join(":") : "";
+  if (ip.startsWith("[") && ip.endsWith("]")) ip = ip.slice(1, -1);
+  if (ip !== "" && !parseIp(ip)) throw new Error(`invalid IP address: ${ip}`);
+  if (containerPort === "") throw new Error(`no port specified: ${spec}<empty>`);
+  const container = parsePortRange(containerPort);
+  if (!container) throw new Error(`invalid containerPort: ${containerPort}`);
+  const host = hostPort === "" ? undefined : parsePortRange(hostPort);
+  if (hostPort !== "" && !host) throw new Error(`invalid hostPort: ${hostPort}`);
+  const [start, end] = container;
+  if (host && end - start !== host[1] - host[0] && end !== start) {
+    throw new Error(
+      `invalid ranges specified for container and host Ports: ${containerPort} and ${hostPort}`,
+    );
   }
   if (!["tcp", "udp", "sctp"].includes(proto)) throw new Error(`invalid proto: ${proto}`);
-  return { port: `${containerPort}/${proto}`, binding: { HostIp: hostIp, HostPort: hostPort } };
+  const mappings: PortMapping[] = [];
+  for (let i = 0; i <= end - start; i++) {
+    let hostSide = host ? String(host[0] + i) : "";
+    // One container port and a host range: the daemon picks a free port of the range.
+    if (host && start === end && host[0] !== host[1]) hostSide = `${host[0]}-${host[1]}`;
+    mappings.push({ port: `${start + i}/${proto}`, binding: { HostIp: ip, HostPort: hostSide } });
+  }
+  return mappings;
+}
+
+/** Parses an `--expose` value (`80`, `80/udp`, `8000-8010`) into port keys (`80/tcp`). */
+export function parseExpose(spec: string): string[] {
+  if (spec.includes(":")) throw new Error(`invalid port format for --expose: ${spec}`);
+  const [proto, port] = splitProtoPort(spec);
+  const range = parsePortRange(port);
+  if (!range) {
+    throw new Error(`invalid range format for --expose: ${spec}, error: invalid port: ${port}`);
+  }
+  const ports: string[] = [];
+  for (let p = range[0]; p <= range[1]; p++) ports.push(`${p}/${proto}`);
+  return ports;
+}
+
+/**
+ * Docker's `ValidateExtraHost`: `host:ip` or `host=ip` (an IPv6 address may be bracketed, the
+ * special `host-gateway` is kept), answered as the `host:ip` the API takes.
+ */
+export function parseExtraHost(entry: string): string {
+  let eq = entry.indexOf("=");
+  if (eq < 0) eq = entry.indexOf(":");
+  const name = eq < 0 ? "" : entry.slice(0, eq);
+  if (name === "" || name.includes(":")) throw new Error(`bad format for add-host: "${entry}"`);
+  let ip = entry.slice(eq + 1);
+  if (ip !== "host-gateway") {
+    if (ip.length > 2 && ip.startsWith("[") && ip.endsWith("]")) ip = ip.slice(1, -1);
+    if (!parseIp(ip)) throw new Error(`invalid IP address in add-host: "${ip}"`);
+  }
+  return `${name}:${ip}`;
+}
+
+/** Docker's domain check for `--dns-search` (`.` means none). */
+function validDnsSearch(domain: string): boolean {
+  if (domain === ".") return true;
+  const label = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+  return /[a-zA-Z]/.test(domain) && domain.length < 255 &&
+    new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(domain);
 }
 
 function keyValues(entries: string[], what: string): Record<string, string> {
@@ -479,6 +597,91 @@ function size(flags: Flags, name: string): number | undefined {
   } catch (err) {
     throw invalidValue(flags.spec(name), text, (err as Error).message);
   }
+}
+
+/** Each value of a list flag through `parse`, a failure worded as pflag's. */
+function parseEach<T>(flags: Flags, name: string, parse: (value: string) => T): T[] {
+  return flags.list(name).map((value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw invalidValue(flags.spec(name), value, (err as Error).message);
+    }
+  });
+}
+
+/**
+ * Sets the network fields of a create body as the Docker CLI does: `--network` as
+ * `HostConfig.NetworkMode`; `--ip` and `--network-alias` as the endpoint of that network (the
+ * Docker CLI leaves the endpoint out when neither is given, and names the network `default`
+ * when `--network` is absent); ports, DNS, extra hosts and the MAC address.
+ */
+function applyNetworkFlags(flags: Flags, body: CreateBody): void {
+  const host = body.HostConfig;
+  const network = flags.string("network");
+  if (network !== undefined) {
+    if (network === "" || network === "container:") {
+      throw invalidValue(
+        flags.spec("network"),
+        network,
+        "expected NAME, bridge, host, none or container:<name|id>",
+      );
+    }
+    host.NetworkMode = network;
+  }
+  const endpoint: EndpointSettings = {};
+  const ip = flags.string("ip");
+  if (ip !== undefined && ip !== "") {
+    if (parseIp(ip)?.bits !== 32) {
+      throw invalidValue(flags.spec("ip"), ip, `invalid IPv4 address: ${ip}`);
+    }
+    endpoint.IPAMConfig = { IPv4Address: ip };
+  }
+  const aliases = flags.list("network-alias");
+  if (aliases.length > 0) endpoint.Aliases = aliases;
+  if (Object.keys(endpoint).length > 0) {
+    const target = network ?? "default";
+    host.NetworkMode = target;
+    body.NetworkingConfig = { EndpointsConfig: { [target]: endpoint } };
+  }
+  const mac = flags.string("mac-address");
+  if (mac !== undefined && mac !== "") {
+    if (!/^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$/.test(mac)) {
+      throw invalidValue(flags.spec("mac-address"), mac, `${mac} is not a valid mac address`);
+    }
+    body.MacAddress = mac;
+  }
+
+  const dns = parseEach(flags, "dns", (server) => {
+    if (!parseIp(server.trim())) {
+      throw new Error(`IP address is not correctly formatted: ${server}`);
+    }
+    return server.trim();
+  });
+  if (dns.length > 0) host.Dns = dns;
+  const search = parseEach(flags, "dns-search", (domain) => {
+    if (!validDnsSearch(domain.trim())) throw new Error(`${domain} is not a valid domain`);
+    return domain.trim();
+  });
+  if (search.length > 0) host.DnsSearch = search;
+  if (flags.list("dns-option").length > 0) host.DnsOptions = flags.list("dns-option");
+  const extraHosts = parseEach(flags, "add-host", parseExtraHost);
+  if (extraHosts.length > 0) host.ExtraHosts = extraHosts;
+
+  const exposed: Record<string, Record<string, never>> = {};
+  const bindings: Record<string, Array<PortMapping["binding"]>> = {};
+  for (const mappings of parseEach(flags, "publish", parsePublish)) {
+    for (const { port, binding } of mappings) {
+      (bindings[port] ??= []).push(binding);
+      exposed[port] = {};
+    }
+  }
+  for (const ports of parseEach(flags, "expose", parseExpose)) {
+    for (const port of ports) exposed[port] = {};
+  }
+  if (Object.keys(bindings).length > 0) host.PortBindings = bindings;
+  if (Object.keys(exposed).length > 0) body.ExposedPorts = exposed;
+  if (flags.bool("publish-all")) host.PublishAllPorts = true;
 }
 
 /**
@@ -612,33 +815,8 @@ export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): C
   if (flags.list("volumes-from").length > 0) host.VolumesFrom = flags.list("volumes-from");
   if (flags.has("volume-driver")) host.VolumeDriver = flags.string("volume-driver");
 
-  // Network.
-  if (flags.has("network")) host.NetworkMode = flags.string("network");
-  if (flags.list("dns").length > 0) host.Dns = flags.list("dns");
-  if (flags.list("add-host").length > 0) {
-    for (const h of flags.list("add-host")) {
-      if (!/^[^:=]+[:=].+$/.test(h)) {
-        throw invalidValue(flags.spec("add-host"), h, `bad format for add-host: "${h}"`);
-      }
-    }
-    host.ExtraHosts = flags.list("add-host").map((h) => h.replace("=", ":"));
-  }
-  if (flags.list("publish").length > 0) {
-    const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-    const exposed: Record<string, Record<string, never>> = {};
-    for (const p of flags.list("publish")) {
-      let parsed;
-      try {
-        parsed = parsePublish(p);
-      } catch (err) {
-        throw invalidValue(flags.spec("publish"), p, (err as Error).message);
-      }
-      (bindings[parsed.port] ??= []).push(parsed.binding);
-      exposed[parsed.port] = {};
-    }
-    host.PortBindings = bindings;
-    body.ExposedPorts = exposed;
-  }
+  // Network: what the Docker CLI sends for one network.
+  applyNetworkFlags(flags, body);
 
   // Lifecycle.
   const restart = flags.string("restart");

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { buildCreateRequest, parseMount, runFlags } from "./create.ts";
+import {
+  buildCreateRequest,
+  parseExpose,
+  parseExtraHost,
+  parseMount,
+  parsePublish,
+  runFlags,
+} from "./create.ts";
 import { Flags, parseFlags, UsageError } from "./flags.ts";
 
 function build(argv: string[], files: Record<string, string> = {}) {
@@ -281,4 +288,202 @@ Deno.test("buildCreateRequest() maps --mount, --volumes-from and --volume-driver
       e instanceof UsageError &&
       e.message === `invalid argument "type=volume" for "--mount" flag: target is required`,
   );
+});
+
+Deno.test("buildCreateRequest() sends --network, --ip and --network-alias as the Docker CLI does", () => {
+  const user = build([
+    "--net",
+    "front",
+    "--ip",
+    "10.1.0.9",
+    "--network-alias",
+    "www",
+    "--network-alias",
+    "api",
+    "busybox",
+  ]);
+  assert.equal(user.body.HostConfig.NetworkMode, "front");
+  assert.deepEqual(user.body.NetworkingConfig, {
+    EndpointsConfig: {
+      front: { IPAMConfig: { IPv4Address: "10.1.0.9" }, Aliases: ["www", "api"] },
+    },
+  });
+  // One network without endpoint options: the Docker CLI sends the mode alone.
+  for (const mode of ["front", "bridge", "host", "none", "container:web"]) {
+    const req = build(["--network", mode, "busybox"]);
+    assert.equal(req.body.HostConfig.NetworkMode, mode);
+    assert.equal(req.body.NetworkingConfig, undefined, mode);
+  }
+  // PouchContainer allows --ip on its bridge: sent, the daemon decides.
+  const bridge = build(["--network=bridge", "--ip", "192.168.5.20", "busybox"]);
+  assert.deepEqual(bridge.body.NetworkingConfig, {
+    EndpointsConfig: { bridge: { IPAMConfig: { IPv4Address: "192.168.5.20" } } },
+  });
+  // Without --network the Docker CLI names the network "default".
+  const noNet = build(["--ip", "192.168.5.21", "busybox"]);
+  assert.equal(noNet.body.HostConfig.NetworkMode, "default");
+  assert.deepEqual(Object.keys(noNet.body.NetworkingConfig!.EndpointsConfig), ["default"]);
+  // Nothing network-related given: nothing sent.
+  const plain = build(["busybox"]);
+  assert.equal(plain.body.HostConfig.NetworkMode, undefined);
+  assert.equal(plain.body.NetworkingConfig, undefined);
+});
+
+Deno.test("buildCreateRequest() maps ports, DNS, hosts, hostname and MAC address", () => {
+  const req = build([
+    "-p",
+    "8080:80",
+    "-p",
+    "127.0.0.1::53/udp",
+    "-p",
+    "9000-9001:90-91",
+    "-p",
+    "[::1]:8443:443",
+    "-p",
+    "8080:80",
+    "-P",
+    "--expose",
+    "7000-7001/udp",
+    "--expose",
+    "80",
+    "--dns",
+    "1.1.1.1",
+    "--dns",
+    "2606:4700::1111",
+    "--dns-search",
+    "example.com",
+    "--dns-opt",
+    "ndots:2",
+    "--dns-option",
+    "timeout:1",
+    "--add-host",
+    "db:10.0.0.5",
+    "--add-host",
+    "gw=host-gateway",
+    "--add-host",
+    "v6=[::1]",
+    "-h",
+    "web1",
+    "--mac-address",
+    "92:d0:c6:0a:29:33",
+    "busybox",
+  ]);
+  assert.equal(req.body.Hostname, "web1");
+  assert.equal(req.body.MacAddress, "92:d0:c6:0a:29:33");
+  assert.deepEqual(req.body.ExposedPorts, {
+    "80/tcp": {},
+    "53/udp": {},
+    "90/tcp": {},
+    "91/tcp": {},
+    "443/tcp": {},
+    "7000/udp": {},
+    "7001/udp": {},
+  });
+  assert.deepEqual(req.body.HostConfig, {
+    Dns: ["1.1.1.1", "2606:4700::1111"],
+    DnsSearch: ["example.com"],
+    DnsOptions: ["ndots:2", "timeout:1"],
+    ExtraHosts: ["db:10.0.0.5", "gw:host-gateway", "v6:::1"],
+    PortBindings: {
+      "80/tcp": [{ HostIp: "", HostPort: "8080" }, { HostIp: "", HostPort: "8080" }],
+      "53/udp": [{ HostIp: "127.0.0.1", HostPort: "" }],
+      "90/tcp": [{ HostIp: "", HostPort: "9000" }],
+      "91/tcp": [{ HostIp: "", HostPort: "9001" }],
+      "443/tcp": [{ HostIp: "::1", HostPort: "8443" }],
+    },
+    PublishAllPorts: true,
+  });
+});
+
+Deno.test("parsePublish() reads Docker's port specs, ranges and the long syntax", () => {
+  assert.deepEqual(parsePublish("80"), [{ port: "80/tcp", binding: { HostIp: "", HostPort: "" } }]);
+  assert.deepEqual(parsePublish("0.0.0.0:80:80/UDP"), [
+    { port: "80/udp", binding: { HostIp: "0.0.0.0", HostPort: "80" } },
+  ]);
+  // A host range for one container port: the daemon picks a port of the range.
+  assert.deepEqual(parsePublish("8000-8010:80"), [
+    { port: "80/tcp", binding: { HostIp: "", HostPort: "8000-8010" } },
+  ]);
+  assert.deepEqual(parsePublish("published=8080,target=80,protocol=udp"), [
+    { port: "80/udp", binding: { HostIp: "", HostPort: "8080" } },
+  ]);
+  assert.deepEqual(parsePublish("80-81"), [
+    { port: "80/tcp", binding: { HostIp: "", HostPort: "" } },
+    { port: "81/tcp", binding: { HostIp: "", HostPort: "" } },
+  ]);
+  const refused: Array<[string, string]> = [
+    ["a:b", "invalid containerPort: b"],
+    ["x:80", "invalid hostPort: x"],
+    ["70000", "invalid containerPort: 70000"],
+    ["81-80", "invalid containerPort: 81-80"],
+    ["1.2.3:80:80", "invalid IP address: 1.2.3"],
+    ["8080:", "no port specified: 8080:<empty>"],
+    [
+      "9000-9002:80-81",
+      "invalid ranges specified for container and host Ports: 80-81 and 9000-9002",
+    ],
+    ["80/icmp", "invalid proto: icmp"],
+  ];
+  for (const [spec, message] of refused) {
+    assert.throws(() => parsePublish(spec), { message }, spec);
+  }
+});
+
+Deno.test("parseExpose() and parseExtraHost() follow the Docker CLI's rules", () => {
+  assert.deepEqual(parseExpose("53/udp"), ["53/udp"]);
+  assert.deepEqual(parseExpose("8000-8002"), ["8000/tcp", "8001/tcp", "8002/tcp"]);
+  assert.throws(() => parseExpose("80:80"), { message: "invalid port format for --expose: 80:80" });
+  assert.throws(() => parseExpose("x"), /invalid range format for --expose: x/);
+  assert.equal(parseExtraHost("db:10.0.0.5"), "db:10.0.0.5");
+  assert.equal(parseExtraHost("db=10.0.0.5"), "db:10.0.0.5");
+  assert.equal(parseExtraHost("v6:::1"), "v6:::1");
+  assert.throws(() => parseExtraHost("db"), { message: 'bad format for add-host: "db"' });
+  assert.throws(() => parseExtraHost(":1.2.3.4"), {
+    message: 'bad format for add-host: ":1.2.3.4"',
+  });
+  assert.throws(() => parseExtraHost("db:nope"), {
+    message: 'invalid IP address in add-host: "nope"',
+  });
+});
+
+Deno.test("buildCreateRequest() refuses bad network values with pflag's wording", () => {
+  const refused: Array<[string[], string]> = [
+    [["--ip", "10.1.0"], 'invalid argument "10.1.0" for "--ip" flag: invalid IPv4 address: 10.1.0'],
+    [["--ip", "::1"], 'invalid argument "::1" for "--ip" flag: invalid IPv4 address: ::1'],
+    [
+      ["--network", "container:"],
+      'invalid argument "container:" for "--network" flag: expected NAME, bridge, host, none or container:<name|id>',
+    ],
+    [
+      ["--dns", "dns.example"],
+      'invalid argument "dns.example" for "--dns" flag: IP address is not correctly formatted: dns.example',
+    ],
+    [
+      ["--dns-search", "-bad-"],
+      'invalid argument "-bad-" for "--dns-search" flag: -bad- is not a valid domain',
+    ],
+    [
+      ["--mac-address", "92:d0:c6"],
+      'invalid argument "92:d0:c6" for "--mac-address" flag: 92:d0:c6 is not a valid mac address',
+    ],
+    [
+      ["-p", "80/icmp"],
+      'invalid argument "80/icmp" for "-p, --publish" flag: invalid proto: icmp',
+    ],
+    [
+      ["--expose", "1-2-3"],
+      'invalid argument "1-2-3" for "--expose" flag: invalid range format for --expose: 1-2-3, error: invalid port: 1-2-3',
+    ],
+    [
+      ["--add-host", "db"],
+      'invalid argument "db" for "--add-host" flag: bad format for add-host: "db"',
+    ],
+  ];
+  for (const [argv, message] of refused) {
+    assert.throws(
+      () => build([...argv, "busybox"]),
+      (e) => e instanceof UsageError && e.message === message,
+      argv.join(" "),
+    );
+  }
 });

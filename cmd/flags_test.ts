@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import {
+  cidrContains,
+  parseCidr,
   parseEnvFile,
   parseFlags,
+  parseIp,
   parseLabelFile,
   parseLabels,
   parseNanoCpus,
@@ -115,4 +118,22 @@ Deno.test("parseLabels() and parseLabelFile() read k=v lines, bare keys empty", 
   const lines = parseLabelFile("# c\na=1\n\nb\nc=x=y\n");
   assert.deepEqual(lines, ["a=1", "b", "c=x=y"]);
   assert.deepEqual(parseLabels(lines), { a: "1", b: "", c: "x=y" });
+});
+
+Deno.test("parseIp() and parseCidr() read IPv4 and IPv6 forms; cidrContains() checks them", () => {
+  assert.deepEqual(parseIp("10.1.2.3"), { value: 0x0a010203n, bits: 32 });
+  assert.deepEqual(parseIp("::1"), { value: 1n, bits: 128 });
+  assert.deepEqual(parseIp("::ffff:1.2.3.4"), { value: 0xffff01020304n, bits: 128 });
+  assert.equal(parseIp("fd00:0:0:0:0:0:0:1")?.value, parseIp("fd00::1")?.value);
+  for (const bad of ["10.1.2", "256.1.1.1", "1::2::3", "1:2:3:4:5:6:7:8:9", "fd00::g", "x"]) {
+    assert.equal(parseIp(bad), undefined, bad);
+  }
+  const net = parseCidr("10.1.0.0/16")!;
+  assert.equal(net.prefix, 16);
+  assert.ok(cidrContains(net, parseIp("10.1.255.1")!));
+  assert.ok(!cidrContains(net, parseIp("10.2.0.1")!));
+  assert.ok(!cidrContains(net, parseIp("::1")!));
+  assert.ok(cidrContains(parseCidr("fd00::/64")!, parseIp("fd00::5")!));
+  assert.equal(parseCidr("10.1.0.0/33"), undefined);
+  assert.equal(parseCidr("10.1.0.0"), undefined);
 });

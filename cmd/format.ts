@@ -136,3 +136,22 @@ export function renderRows(
 export function indentJson(value: unknown): string {
   return JSON.stringify(value, null, 4) + "\n";
 }
+
+/**
+ * Natural order as the Docker CLI sorts names and port lines (`sortorder.NaturalLess`): runs of
+ * digits compare as numbers, everything else byte by byte.
+ */
+export function naturalCompare(a: string, b: string): number {
+  const chunks = (s: string) => s.match(/\d+|\D+/g) ?? [];
+  const [x, y] = [chunks(a), chunks(b)];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const [p, q] = [x[i]!, y[i]!];
+    if (p === q) continue;
+    if (/^\d/.test(p) && /^\d/.test(q)) {
+      const diff = Number(p) - Number(q);
+      if (diff !== 0) return diff;
+    }
+    return p < q ? -1 : 1;
+  }
+  return x.length - y.length;
+}

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { containerRow, type ContainerSummary, formatPsTable } from "./container.ts";
-import { humanDuration, humanSize, parseFormat, renderRows, tabulate } from "./format.ts";
+import {
+  humanDuration,
+  humanSize,
+  naturalCompare,
+  parseFormat,
+  renderRows,
+  tabulate,
+} from "./format.ts";
 import { imageRows } from "./image.ts";
 import { bytesSize } from "./system.ts";
 
@@ -121,4 +128,21 @@ Deno.test("imageRows() gives one row per tag, <none> when untagged", () => {
     table,
     "REPOSITORY   TAG       IMAGE ID       CREATED      SIZE\nbusybox      latest    abababababab   3 days ago   4.26MB\n",
   );
+});
+
+Deno.test("naturalCompare() orders digit runs as numbers, the rest byte by byte", () => {
+  const lines = [
+    "443/tcp -> [::]:1",
+    "net10",
+    "80/tcp -> 0.0.0.0:1",
+    "net9",
+    "443/tcp -> 0.0.0.0:1",
+  ];
+  assert.deepEqual(lines.sort(naturalCompare), [
+    "80/tcp -> 0.0.0.0:1",
+    "443/tcp -> 0.0.0.0:1",
+    "443/tcp -> [::]:1",
+    "net9",
+    "net10",
+  ]);
 });

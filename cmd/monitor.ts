@@ -8,7 +8,7 @@ import { jsonMessages } from "./client.ts";
 import { type Command, type CommandContext, out } from "./command.ts";
 import { parseTimestamp } from "./container.ts";
 import { type FlagSpec, UsageError } from "./flags.ts";
-import { humanSize, parseFormat, renderRows, shortId, tabulate } from "./format.ts";
+import { humanSize, naturalCompare, parseFormat, renderRows, shortId, tabulate } from "./format.ts";
 import { Template } from "./template.ts";
 
 const enc = encodeURIComponent;
@@ -323,22 +323,28 @@ export const portCommand: Command = {
       };
     }>("GET", `/containers/${enc(name)}/json`);
     const ports = info.NetworkSettings?.Ports ?? {};
-    const address = (b: { HostIp?: string; HostPort?: string }) =>
-      `${b.HostIp || "0.0.0.0"}:${b.HostPort ?? ""}`;
-    if (port !== undefined) {
-      const [number, proto = "tcp"] = port.split("/");
-      if (!/^\d+$/.test(number ?? "")) throw new UsageError(`Error: invalid port (${port})`);
-      const key = `${number}/${proto}`;
-      const bindings = ports[key] ?? [];
-      if (bindings.length === 0) throw new Error(`No public port '${key}' published for ${name}`);
-      await out(ctx, bindings.map((b) => address(b) + "\n").join(""));
-      return 0;
-    }
+    // Go's net.JoinHostPort: an IPv6 host address goes in brackets.
+    const address = (b: { HostIp?: string; HostPort?: string }) => {
+      const ip = b.HostIp || "0.0.0.0";
+      return `${ip.includes(":") ? `[${ip}]` : ip}:${b.HostPort ?? ""}`;
+    };
     const lines: string[] = [];
-    for (const [key, bindings] of Object.entries(ports)) {
-      for (const b of bindings ?? []) lines.push(`${key} -> ${address(b)}\n`);
+    if (port !== undefined) {
+      const [number = "", proto = "tcp"] = port.split("/");
+      if (!/^\d+$/.test(number) || Number(number) > 65535) {
+        throw new Error(`invalid port (${number})`);
+      }
+      const bindings = ports[`${number}/${proto}`] ?? [];
+      if (bindings.length === 0) throw new Error(`No public port '${port}' published for ${name}`);
+      for (const b of bindings) lines.push(address(b));
+    } else {
+      for (const [key, bindings] of Object.entries(ports)) {
+        for (const b of bindings ?? []) lines.push(`${key} -> ${address(b)}`);
+      }
     }
-    await out(ctx, lines.join(""));
+    // The Docker CLI sorts its lines in natural order (`80/tcp` before `443/tcp`).
+    lines.sort(naturalCompare);
+    await out(ctx, lines.map((line) => line + "\n").join(""));
     return 0;
   },
 };

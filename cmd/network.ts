@@ -17,7 +17,7 @@ import {
   parseLabels,
   UsageError,
 } from "./flags.ts";
-import { parseFormat, renderRows, shortId } from "./format.ts";
+import { naturalCompare, parseFormat, renderRows, shortId } from "./format.ts";
 import { parseOpts } from "./volume.ts";
 
 /** An item of `GET /networks` (the fields the CLI shows). */
@@ -115,7 +115,11 @@ const createCommand: Command = {
     { name: "internal", kind: "bool", description: "Restrict external access to the network" },
     { name: "attachable", kind: "bool", description: "Enable manual container attachment" },
     { name: "ipv6", kind: "bool", description: "Enable IPv6 networking" },
-    { name: "subnet", kind: "list", description: "Subnet in CIDR format that represents a network segment" },
+    {
+      name: "subnet",
+      kind: "list",
+      description: "Subnet in CIDR format that represents a network segment",
+    },
     { name: "gateway", kind: "list", description: "IPv4 or IPv6 Gateway for the master subnet" },
     { name: "ip-range", kind: "list", description: "Allocate container ip from a sub-range" },
     {
@@ -221,9 +225,7 @@ const lsCommand: Command = {
     const networks = await ctx.client.json<NetworkSummary[] | null>("GET", "/networks", {
       query: { filters: buildFilters(flags.list("filter")) },
     });
-    const sorted = (networks ?? []).sort((a, b) =>
-      a.Name.localeCompare(b.Name, "en", { numeric: true })
-    );
+    const sorted = (networks ?? []).sort((a, b) => naturalCompare(a.Name, b.Name));
     const rows = sorted.map((n) => networkRow(n, { noTrunc: flags.bool("no-trunc") }));
     if (flags.bool("quiet")) {
       await out(ctx, rows.map((r) => `${r.ID}\n`).join(""));
@@ -293,7 +295,11 @@ const pruneCommand: Command = {
   description: "Remove all unused networks",
   flags: [
     { name: "force", short: "f", kind: "bool", description: "Do not prompt for confirmation" },
-    { name: "filter", kind: "list", description: "Provide filter values (e.g. 'until=<timestamp>')" },
+    {
+      name: "filter",
+      kind: "list",
+      description: "Provide filter values (e.g. 'until=<timestamp>')",
+    },
   ],
   maxArgs: 0,
   async run(ctx, flags) {

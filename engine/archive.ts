@@ -17,13 +17,7 @@
  */
 import type { Container } from "./container.ts";
 import type { Containerd } from "./containerd.ts";
-import {
-  EngineError,
-  forbidden,
-  invalidArgument,
-  notFound,
-  notImplemented,
-} from "./errors.ts";
+import { EngineError, forbidden, invalidArgument, notFound, notImplemented } from "./errors.ts";
 import { mountRootfsAt } from "./rootfs.ts";
 import { readTar, type TarEntryType, type TarInput, tarStream } from "./tar.ts";
 

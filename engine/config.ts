@@ -9,6 +9,7 @@ import { invalidArgument } from "./errors.ts";
 import { checkHook } from "./rich.ts";
 import type { OciHooks } from "./spec.ts";
 import { DEFAULT_PLUGIN_DIRS, DEFAULT_PLUGIN_TIMEOUT_MS } from "../volume/plugin.ts";
+import { DEFAULT_CNI_BIN_DIRS } from "../network/cni.ts";
 
 /** The daemon's resolved configuration. */
 export interface DaemonConfig {
@@ -51,6 +52,32 @@ export interface DaemonConfig {
   volumePluginDirs: string[];
   /** The deadline of each volume plugin call (`--volume-plugin-timeout`). */
   volumePluginTimeoutMs: number;
+  /** The default network's bridge device (`--bridge-name`). */
+  bridgeName: string;
+  /** The default network's gateway address and prefix (`--bip`). */
+  bip: string;
+  /** Where the default network allocates addresses, inside its subnet (`--fixed-cidr`). */
+  fixedCidr: string;
+  /** The default network's gateway, if not the bridge's address (`--default-gateway`). */
+  defaultGateway: string;
+  /** The MTU of bridge networks (`--mtu`). */
+  mtu: number;
+  /** Masquerade outgoing traffic and publish ports with iptables (`--iptables`). */
+  iptables: boolean;
+  /** Turn on IP forwarding (`--ipforward`). */
+  ipForward: boolean;
+  /** Where CNI plugins are looked for, in order (`--cni-bin-dir`). */
+  cniBinDirs: string[];
+  /** Serve the CRI (`--enable-cri`). */
+  enableCri: boolean;
+  /** The CRI's gRPC socket (`--listen-cri`). */
+  listenCri: string;
+  /** The image of pod sandboxes' infra containers (`--sandbox-image`). */
+  sandboxImage: string;
+  /** The CRI streaming server's port on loopback (`--stream-server-port`); 0: any free port. */
+  streamServerPort: number;
+  /** Where the CRI's CNI network configurations are (`--cni-conf-dir`). */
+  cniConfDir: string;
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -77,6 +104,19 @@ export function defaultConfig(): DaemonConfig {
     lxcfsHome: "/var/lib/lxcfs",
     volumePluginDirs: [...DEFAULT_PLUGIN_DIRS],
     volumePluginTimeoutMs: DEFAULT_PLUGIN_TIMEOUT_MS,
+    bridgeName: "p0",
+    bip: "192.168.5.1/24",
+    fixedCidr: "",
+    defaultGateway: "",
+    mtu: 1500,
+    iptables: true,
+    ipForward: true,
+    cniBinDirs: [...DEFAULT_CNI_BIN_DIRS],
+    enableCri: false,
+    listenCri: "unix:///var/run/pouchcri.sock",
+    sandboxImage: "registry.k8s.io/pause:3.9",
+    streamServerPort: 10010,
+    cniConfDir: "/etc/cni/net.d",
   };
 }
 
@@ -115,6 +155,22 @@ Options:
       --volume-plugin-timeout DURATION
                              Deadline of each volume plugin call (default 30s; 500ms, 2m, or
                              seconds)
+      --bridge-name NAME     The default network's bridge device (default p0)
+      --bip CIDR             The default network's gateway and subnet (default 192.168.5.1/24)
+      --fixed-cidr CIDR      Allocate the default network's addresses from this range
+      --default-gateway IP   The default network's gateway (default: the --bip address)
+      --mtu N                MTU of bridge networks (default 1500)
+      --iptables[=false]     Masquerade and publish ports with iptables (default true)
+      --ipforward[=false]    Turn on IP forwarding (default true)
+      --cni-bin-dir DIR      Where CNI plugins are (repeatable; default /usr/lib/cni,
+                             /opt/cni/bin)
+      --enable-cri           Serve the Kubernetes CRI (runtime.v1) on --listen-cri
+      --listen-cri ADDR      The CRI's socket (default unix:///var/run/pouchcri.sock)
+      --sandbox-image IMAGE  Image of pod sandboxes' infra container
+                             (default registry.k8s.io/pause:3.9)
+      --stream-server-port N Port of the CRI streaming server (exec, attach, port-forward) on
+                             127.0.0.1 (default 10010; 0: any free port)
+      --cni-conf-dir DIR     CNI network configurations for pods (default /etc/cni/net.d)
   -h, --help                 Print this help
 `;
 
@@ -140,6 +196,19 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "lxcfs-home": "lxcfsHome",
   "volume-plugin-dir": "volumePluginDirs",
   "volume-plugin-timeout": "volumePluginTimeoutMs",
+  "bridge-name": "bridgeName",
+  "bip": "bip",
+  "fixed-cidr": "fixedCidr",
+  "default-gateway": "defaultGateway",
+  "mtu": "mtu",
+  "iptables": "iptables",
+  "ipforward": "ipForward",
+  "cni-bin-dir": "cniBinDirs",
+  "enable-cri": "enableCri",
+  "listen-cri": "listenCri",
+  "sandbox-image": "sandboxImage",
+  "stream-server-port": "streamServerPort",
+  "cni-conf-dir": "cniConfDir",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -147,7 +216,7 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: args.map(booleanFlag),
       strict: true,
       allowPositionals: false,
       options: {
@@ -171,6 +240,21 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "lxcfs-home": { type: "string" },
         "volume-plugin-dir": { type: "string", multiple: true },
         "volume-plugin-timeout": { type: "string" },
+        "bridge-name": { type: "string" },
+        bip: { type: "string" },
+        "fixed-cidr": { type: "string" },
+        "default-gateway": { type: "string" },
+        mtu: { type: "string" },
+        iptables: { type: "boolean" },
+        "no-iptables": { type: "boolean" },
+        ipforward: { type: "boolean" },
+        "no-ipforward": { type: "boolean" },
+        "cni-bin-dir": { type: "string", multiple: true },
+        "enable-cri": { type: "boolean" },
+        "listen-cri": { type: "string" },
+        "sandbox-image": { type: "string" },
+        "stream-server-port": { type: "string" },
+        "cni-conf-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -227,6 +311,31 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
       "--volume-plugin-timeout",
     );
   }
+  if (flags["bridge-name"]) config.bridgeName = flags["bridge-name"];
+  if (flags.bip) config.bip = flags.bip;
+  if (flags["fixed-cidr"] !== undefined) config.fixedCidr = flags["fixed-cidr"];
+  if (flags["default-gateway"] !== undefined) config.defaultGateway = flags["default-gateway"];
+  if (flags.mtu !== undefined) config.mtu = Number(flags.mtu);
+  if (flags.iptables) config.iptables = true;
+  if (flags["no-iptables"]) config.iptables = false;
+  if (flags.ipforward) config.ipForward = true;
+  if (flags["no-ipforward"]) config.ipForward = false;
+  if (flags["cni-bin-dir"]) config.cniBinDirs = flags["cni-bin-dir"].flatMap(splitList);
+  if (flags["enable-cri"]) config.enableCri = true;
+  if (flags["listen-cri"]) config.listenCri = flags["listen-cri"];
+  if (flags["sandbox-image"]) config.sandboxImage = flags["sandbox-image"];
+  if (flags["stream-server-port"] !== undefined) {
+    config.streamServerPort = Number(flags["stream-server-port"]);
+  }
+  if (flags["cni-conf-dir"]) config.cniConfDir = flags["cni-conf-dir"];
+  const port = config.streamServerPort;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw invalidArgument(`invalid --stream-server-port ${port}: want 0-65535`);
+  }
+  parseListenAddress(config.listenCri);
+  if (!Number.isInteger(config.mtu) || config.mtu < 68 || config.mtu > 65535) {
+    throw invalidArgument(`invalid --mtu ${config.mtu}: want 68-65535`);
+  }
   for (const dir of config.volumePluginDirs) {
     if (!dir.startsWith("/")) {
       throw invalidArgument(`invalid volume plugin dir ${dir}: want an absolute path`);
@@ -273,8 +382,16 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
       config.listen = Array.isArray(value) ? value.map(String) : [String(value)];
     } else if (field === "debug") {
       config.debug = value === true;
-    } else if (field === "enableLxcfs") {
-      config.enableLxcfs = value === true;
+    } else if (field === "enableLxcfs" || field === "enableCri") {
+      config[field] = value === true;
+    } else if (field === "streamServerPort") {
+      config.streamServerPort = Number(value);
+    } else if (field === "iptables" || field === "ipForward") {
+      config[field] = value !== false && value !== "false";
+    } else if (field === "mtu") {
+      config.mtu = Number(value);
+    } else if (field === "cniBinDirs") {
+      config.cniBinDirs = Array.isArray(value) ? value.map(String) : splitList(String(value));
     } else if (field === "insecureRegistries") {
       config.insecureRegistries = Array.isArray(value)
         ? value.map(String)
@@ -384,6 +501,16 @@ export function parseDuration(text: string, what: string): number {
     throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: want 500ms, 30s, 2m`);
   }
   return ms;
+}
+
+/** `--iptables=false` -> `--no-iptables` (Docker's form of a boolean flag set to false). */
+function booleanFlag(arg: string): string {
+  const match = /^--(iptables|ipforward)=(.*)$/.exec(arg);
+  if (!match) return arg;
+  const value = match[2]!.toLowerCase();
+  if (["false", "0", "no"].includes(value)) return `--no-${match[1]}`;
+  if (["true", "1", "yes"].includes(value)) return `--${match[1]}`;
+  throw invalidArgument(`invalid --${match[1]} value ${match[2]}: want true or false`);
 }
 
 function splitOnce(text: string, separator: string): [string, string] {

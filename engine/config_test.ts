@@ -118,3 +118,77 @@ Deno.test("loadConfig() reads --volume-plugin-dir and --volume-plugin-timeout", 
     },
   );
 });
+
+Deno.test("loadConfig() reads the network flags, Docker's --iptables=false included", async () => {
+  await withFile(
+    JSON.stringify({ "bridge-name": "br9", mtu: 1400, ipforward: false }),
+    async (path) => {
+      const config = await loadConfig([
+        "--config-file",
+        path,
+        "--bip",
+        "10.9.0.1/16",
+        "--fixed-cidr",
+        "10.9.1.0/24",
+        "--iptables=false",
+        "--cni-bin-dir",
+        "/a,/b",
+      ]);
+      assert.ok(config !== "help");
+      assert.equal(config.bridgeName, "br9");
+      assert.equal(config.bip, "10.9.0.1/16");
+      assert.equal(config.fixedCidr, "10.9.1.0/24");
+      assert.equal(config.mtu, 1400);
+      assert.equal(config.iptables, false);
+      assert.equal(config.ipForward, false);
+      assert.deepEqual(config.cniBinDirs, ["/a", "/b"]);
+      const flagWins = await loadConfig(["--config-file", path, "--ipforward=true"]);
+      assert.ok(flagWins !== "help");
+      assert.equal(flagWins.ipForward, true);
+      await assert.rejects(
+        loadConfig(["--config-file", path, "--iptables=maybe"]),
+        isInvalidArgument,
+      );
+      await assert.rejects(loadConfig(["--config-file", path, "--mtu", "9"]), isInvalidArgument);
+    },
+  );
+});
+
+Deno.test("loadConfig() reads the CRI flags and their config keys", async () => {
+  await withFile(
+    JSON.stringify({ "enable-cri": true, "stream-server-port": 10011 }),
+    async (path) => {
+      const config = await loadConfig([
+        "--config-file",
+        path,
+        "--listen-cri",
+        "unix:///run/cri.sock",
+        "--sandbox-image",
+        "pause:latest",
+        "--cni-conf-dir",
+        "/srv/cni",
+      ]);
+      assert.ok(config !== "help");
+      assert.equal(config.enableCri, true);
+      assert.equal(config.listenCri, "unix:///run/cri.sock");
+      assert.equal(config.sandboxImage, "pause:latest");
+      assert.equal(config.streamServerPort, 10011);
+      assert.equal(config.cniConfDir, "/srv/cni");
+    },
+  );
+  await withFile("{}", async (path) => {
+    const config = await loadConfig(["--config-file", path]);
+    assert.ok(config !== "help");
+    assert.equal(config.enableCri, false);
+    assert.equal(config.listenCri, "unix:///var/run/pouchcri.sock");
+    assert.equal(config.streamServerPort, 10010);
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--stream-server-port", "70000"]),
+      isInvalidArgument,
+    );
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--listen-cri", "tcp://0.0.0.0:1"]),
+      isInvalidArgument,
+    );
+  });
+});

@@ -30,6 +30,7 @@ import {
 } from "./errors.ts";
 import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
+import { CriFileLog } from "./cri_log.ts";
 import { frame, JsonFileLog, readLogs } from "./logs.ts";
 import { randomId, randomName, validateName } from "./names.ts";
 import {
@@ -51,6 +52,14 @@ import {
   validateRich,
 } from "./rich.ts";
 import type { LxcfsManager } from "./lxcfs.ts";
+import type { NetworkManager } from "../network/mod.ts";
+import {
+  readHostFile,
+  renderHostNetworkHosts,
+  renderHosts,
+  renderResolvConf,
+  writeNetworkFiles,
+} from "../network/files.ts";
 import { readRootfsFile, rootfsHas } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
 import { buildSpec, type OciHooks, parseCapabilityMask, validateHostConfig } from "./spec.ts";
@@ -59,6 +68,7 @@ import {
   makeFifos,
   OutputHub,
   type OutputListener,
+  type OutputLog,
   OutputPump,
   StdinWriter,
 } from "./stdio.ts";
@@ -128,6 +138,11 @@ export interface Container {
    * user chose (an explicit entrypoint) and takes the rest from the new image.
    */
   userConfig?: ContainerConfig;
+  /**
+   * Where the output goes in the kubelet's CRI log format instead of the json-file log
+   * (containers created through the CRI); `pouch logs` then has nothing to show.
+   */
+  criLogPath?: string;
 }
 
 /** What the container manager needs of the image manager. */
@@ -137,6 +152,16 @@ export interface ImageResolver {
     ref: string,
   ): Promise<{ id: string; name: string; config: ImageConfigBlob; chainId: string }>;
 }
+
+/**
+ * What the container manager needs of the network manager: a namespace, addresses, published
+ * ports and network files at create, a check before each start, cleanup at remove, and the
+ * inspect views.
+ */
+export type ContainerNetworking = Pick<
+  NetworkManager,
+  "setup" | "teardown" | "prepareStart" | "settings" | "portsSummary" | "refresh"
+>;
 
 /** Options of {@link ContainerManager}. */
 export interface ContainerManagerOptions {
@@ -167,12 +192,25 @@ export interface ContainerManagerOptions {
   lxcfs?: LxcfsManager;
   /** Containers get lxcfs unless they set `EnableLxcfs: false` (`--enable-lxcfs`). */
   enableLxcfs?: boolean;
+  /**
+   * The network manager (networks, CNI, published ports); without it a container gets a
+   * namespace of its own with only `lo` (`default`, `bridge`, `none`) or the host's.
+   */
+  networks?: ContainerNetworking;
 }
 
 /** `POST /containers/create`'s body. */
 export interface CreateRequest extends ContainerConfig {
   HostConfig?: HostConfig;
-  NetworkingConfig?: unknown;
+  /** `EndpointsConfig`: per network, a static address (`--ip`) and aliases. */
+  NetworkingConfig?: {
+    EndpointsConfig?:
+      | Record<
+        string,
+        { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null
+      >
+      | null;
+  } | null;
 }
 
 /** Conditions of `POST /containers/{id}/wait`. */
@@ -201,6 +239,8 @@ interface DaemonLimits {
 interface Live {
   hub: OutputHub;
   pump?: OutputPump;
+  /** The log the pump writes, while the task runs (reopened by ReopenContainerLog). */
+  log?: OutputLog;
   stdin?: StdinWriter;
   monitor?: AbortController;
   exitWaiters: Array<(code: number) => void>;
@@ -231,6 +271,7 @@ export class ContainerManager {
   readonly #volumes: VolumeAttacher | undefined;
   readonly #lxcfs: LxcfsManager | undefined;
   readonly #enableLxcfs: boolean;
+  readonly #networks: ContainerNetworking | undefined;
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -252,6 +293,7 @@ export class ContainerManager {
     this.#volumes = options.volumes;
     this.#lxcfs = options.lxcfs;
     this.#enableLxcfs = options.enableLxcfs ?? false;
+    this.#networks = options.networks;
   }
 
   /** The running containers that use lxcfs, with their init's pid (for remounting). */
@@ -282,6 +324,25 @@ export class ContainerManager {
         ...extra,
       },
     });
+  }
+
+  /** Inspect's `NetworkSettings` of a container (empty without a network manager). */
+  networkSettings(id: string): Record<string, unknown> {
+    return this.#networks?.settings(id) ?? {
+      Bridge: "",
+      SandboxID: "",
+      HairpinMode: false,
+      LinkLocalIPv6Address: "",
+      LinkLocalIPv6PrefixLen: 0,
+      Ports: {},
+      SandboxKey: "",
+      Networks: {},
+    };
+  }
+
+  /** `ps`'s `Ports` of a container. */
+  portsSummary(id: string): unknown[] {
+    return this.#networks?.portsSummary(id) ?? [];
   }
 
   /** The directory of a container's files (log, hosts, FIFOs). */
@@ -328,10 +389,10 @@ export class ContainerManager {
   /** Creates a container; returns its ID and warnings. Undoes every step on failure. */
   async create(
     request: CreateRequest,
-    options: { name?: string } = {},
+    options: { name?: string; criLogPath?: string } = {},
   ): Promise<{ Id: string; Warnings: string[] }> {
     const warnings: string[] = [];
-    const { HostConfig: hostConfigIn, NetworkingConfig: _networking, ...configIn } = request;
+    const { HostConfig: hostConfigIn, NetworkingConfig: networking, ...configIn } = request;
     const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
     const config: ContainerConfig = { ...configIn };
     const userConfig: ContainerConfig = structuredClone(configIn);
@@ -356,11 +417,11 @@ export class ContainerManager {
       if (!this.#lxcfs) throw unavailable("lxcfs is not available: the daemon has no lxcfs");
       await this.#lxcfs.ensure();
     }
-    hostConfig.NetworkMode ||= "default";
+    hostConfig.NetworkMode ||= config.NetworkDisabled ? "none" : "default";
     const networkMode = hostConfig.NetworkMode;
-    if (!["default", "none", "host", "bridge"].includes(networkMode)) {
+    if (!this.#networks && !["default", "none", "host", "bridge"].includes(networkMode)) {
       throw invalidArgument(
-        `network mode ${networkMode} is not supported yet: use none or host`,
+        `network mode ${networkMode} is not supported: the daemon has no network manager`,
       );
     }
     const runtime = hostConfig.Runtime || this.#defaultRuntime;
@@ -401,6 +462,7 @@ export class ContainerManager {
         snapshotter: this.#snapshotter,
         snapshotKey: id,
         phase: "creating",
+        ...(options.criLogPath ? { criLogPath: options.criLogPath } : {}),
       };
       this.#store.transaction(() => {
         this.#store.reserveName(name, id);
@@ -416,10 +478,42 @@ export class ContainerManager {
       const dir = this.dir(id);
       await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
       undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
-      const hostname = config.Hostname ||
-        (networkMode === "host" ? Deno.hostname() : id.slice(0, 12));
-      config.Hostname = hostname;
-      await writeNetworkFiles(dir, { hostname, hostNetwork: networkMode === "host" });
+      let netnsPath: string | undefined;
+      let files = {
+        hosts: `${dir}/hosts`,
+        hostname: `${dir}/hostname`,
+        resolvConf: `${dir}/resolv.conf`,
+      };
+      if (this.#networks) {
+        const networks = this.#networks;
+        // Persists its own records first, so that a crash from here on is undone at start-up.
+        undo.push(() => networks.teardown(id));
+        const sandbox = await networks.setup({
+          id,
+          name,
+          dir,
+          networkMode,
+          hostname: config.Hostname ?? "",
+          domainname: config.Domainname ?? "",
+          extraHosts: hostConfig.ExtraHosts ?? [],
+          dns: hostConfig.Dns ?? [],
+          dnsSearch: hostConfig.DnsSearch ?? [],
+          dnsOptions: hostConfig.DnsOptions ?? [],
+          exposed: config.ExposedPorts ?? {},
+          portBindings: hostConfig.PortBindings,
+          publishAll: hostConfig.PublishAllPorts === true,
+          endpoints: networking?.EndpointsConfig ?? undefined,
+        });
+        config.Hostname = sandbox.hostname;
+        netnsPath = sandbox.netnsPath;
+        files = sandbox.files;
+      } else {
+        config.Hostname ||= networkMode === "host" ? Deno.hostname() : id.slice(0, 12);
+        await writeLocalNetworkFiles(dir, {
+          hostname: config.Hostname,
+          hostNetwork: networkMode === "host",
+        });
+      }
 
       // Until the containerd container references the snapshot, only a lease keeps the garbage
       // collector (which runs after any image removal) from taking it.
@@ -491,11 +585,9 @@ export class ContainerManager {
         hostConfig: specHostConfig(hostConfig, volumePlan, (v) => attached.get(v)!.source),
         image: image.config.config ?? {},
         user,
-        files: {
-          hosts: `${dir}/hosts`,
-          hostname: `${dir}/hostname`,
-          resolvConf: `${dir}/resolv.conf`,
-        },
+        files,
+        netnsPath,
+        namespacePaths: this.#joinedNamespaces(hostConfig),
         cgroupsPath: `${hostConfig.CgroupParent || "/pouch"}/${id}`,
         limits: await this.#daemonLimits(),
         warn: (message: string) => warnings.push(message),
@@ -627,7 +719,7 @@ export class ContainerManager {
       stdin: container.config.OpenStdin === true,
       tty,
     });
-    const log = new JsonFileLog(`${this.dir(id)}/json.log`);
+    const log = this.#openLog(container);
     const pump = new OutputPump(fifos, {
       hub: live.hub,
       log,
@@ -638,6 +730,8 @@ export class ContainerManager {
       if (fifos.stdin) stdin = await StdinWriter.open(fifos.stdin);
       // Docker creates a missing `-v /host:/path` source at each start, not at create.
       await createBindSources(container.hostConfig);
+      // The namespace may be gone (a host reboot) or be another container's that must run.
+      await this.#networks?.prepareStart(id);
       const rootfs = await this.#client.snapshots.mounts(
         container.snapshotter,
         container.snapshotKey,
@@ -683,6 +777,7 @@ export class ContainerManager {
       }
     }
     live.pump = pump;
+    live.log = log;
     live.stdin = stdin;
     container.state = {
       ...emptyState("running"),
@@ -763,7 +858,7 @@ export class ContainerManager {
   }
 
   /** Waits for the task's exit, then records it; keeps waiting across containerd restarts. */
-  #monitor(id: string, pump: OutputPump, log: JsonFileLog): void {
+  #monitor(id: string, pump: OutputPump, log: OutputLog): void {
     const live = this.#liveOf(id);
     const abort = new AbortController();
     live.monitor = abort;
@@ -798,6 +893,7 @@ export class ContainerManager {
     await live.stdin?.close();
     live.stdin = undefined;
     live.pump = undefined;
+    live.log = undefined;
     live.monitor = undefined;
     if (!container) return;
     container.state = {
@@ -977,6 +1073,8 @@ export class ContainerManager {
         if (!isNotFound(err)) throw err;
       },
     );
+    // CNI DEL needs the namespace the task has just left; the files go with the directory.
+    await this.#networks?.teardown(id);
     await Deno.remove(this.dir(id), { recursive: true }).catch(() => {});
     for (const mount of container.mounts ?? []) {
       if (mount.Type !== "volume" || !mount.Name) continue;
@@ -1016,7 +1114,7 @@ export class ContainerManager {
   rename(ref: string, newName: string): Promise<void> {
     const container = this.get(ref);
     const name = validateName(newName);
-    return this.#locked(container.id, () => {
+    return this.#locked(container.id, async () => {
       const current = this.#records.get(container.id);
       if (current.name === name) {
         throw conflict(`Renaming a container with the same name as its current name`);
@@ -1029,7 +1127,8 @@ export class ContainerManager {
         this.#records.put(current.id, current);
       });
       this.#emit(current, "rename", { oldName: `/${oldName}` });
-      return Promise.resolve();
+      // Its peers on user networks find it by the new name.
+      await this.#networks?.refresh(current.id);
     });
   }
 
@@ -1122,6 +1221,22 @@ export class ContainerManager {
     }
   }
 
+  /**
+   * Reopens the CRI log of a running container (the kubelet renamed it to rotate it): output
+   * from now on goes to a new file at the same path.
+   */
+  async reopenLog(ref: string): Promise<void> {
+    const container = this.get(ref);
+    if (container.state.Status !== "running" && container.state.Status !== "paused") {
+      throw conflict(`Container ${container.id} is not running`);
+    }
+    const log = this.#live.get(container.id)?.log;
+    if (!(log instanceof CriFileLog)) {
+      throw invalidArgument(`container ${container.id} has no CRI log to reopen`);
+    }
+    await log.reopen();
+  }
+
   // --- daemon start and stop -----------------------------------------------------------------
 
   /**
@@ -1175,13 +1290,14 @@ export class ContainerManager {
         stderr: tty ? undefined : `${dir}/init-stderr`,
         stdin: record.config.OpenStdin ? `${dir}/init-stdin` : undefined,
       };
-      const log = new JsonFileLog(`${this.dir(id)}/json.log`);
+      const log = this.#openLog(record);
       const pump = new OutputPump(fifos, {
         hub: live.hub,
         log,
         keepOpen: keepsOutputOpen(record),
       });
       live.pump = pump;
+      live.log = log;
       if (fifos.stdin) live.stdin = await StdinWriter.open(fifos.stdin).catch(() => undefined);
       record.state.Status = task.status;
       record.state.Pid = task.pid;
@@ -1224,6 +1340,33 @@ export class ContainerManager {
   }
 
   // --- helpers -------------------------------------------------------------------------------
+
+  /** The log a run of `container` writes: its CRI log if it has one, else its json-file log. */
+  #openLog(container: Container): OutputLog {
+    if (container.criLogPath) return new CriFileLog(container.criLogPath);
+    return new JsonFileLog(`${this.dir(container.id)}/json.log`);
+  }
+
+  /**
+   * The namespaces that `container:REF` IPC, PID and UTS modes join: those of the running
+   * container's init (`/proc/PID/ns/...`). A pod's containers join its sandbox's this way.
+   */
+  #joinedNamespaces(hostConfig: HostConfig): Partial<Record<"ipc" | "pid" | "uts", string>> {
+    const paths: Partial<Record<"ipc" | "pid" | "uts", string>> = {};
+    const modes = { ipc: hostConfig.IpcMode, pid: hostConfig.PidMode, uts: hostConfig.UTSMode };
+    for (const type of ["ipc", "pid", "uts"] as const) {
+      const mode = modes[type] ?? "";
+      if (!mode.startsWith("container:")) continue;
+      const target = this.get(mode.slice("container:".length));
+      if (target.state.Status !== "running" || target.state.Pid <= 0) {
+        throw conflict(
+          `cannot join the ${type} namespace of a non running container: ${target.name}`,
+        );
+      }
+      paths[type] = `/proc/${target.state.Pid}/ns/${type}`;
+    }
+    return paths;
+  }
 
   #liveOf(id: string): Live {
     let live = this.#live.get(id);
@@ -1292,35 +1435,25 @@ function emptyState(status: Status): ContainerState {
   };
 }
 
-/** Writes `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container. */
-async function writeNetworkFiles(
+/**
+ * The network files of a container of a daemon without a network manager: loopback only, or
+ * the host's network.
+ */
+async function writeLocalNetworkFiles(
   dir: string,
   options: { hostname: string; hostNetwork: boolean },
 ): Promise<void> {
-  await Deno.writeTextFile(`${dir}/hostname`, `${options.hostname}\n`);
-  if (options.hostNetwork) {
-    await Deno.copyFile("/etc/hosts", `${dir}/hosts`).catch(() =>
-      Deno.writeTextFile(`${dir}/hosts`, "127.0.0.1\tlocalhost\n")
-    );
-  } else {
-    await Deno.writeTextFile(
-      `${dir}/hosts`,
-      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-        `127.0.1.1\t${options.hostname}\n`,
-    );
-  }
-  // The host's resolvers, minus loopback ones that mean nothing inside another netns.
-  let resolv = "";
-  try {
-    resolv = await Deno.readTextFile("/etc/resolv.conf");
-  } catch {
-    // No resolv.conf on the host: the container gets an empty one.
-  }
-  if (!options.hostNetwork) {
-    resolv = resolv.split("\n").filter((line) => !/^\s*nameserver\s+(127\.|::1)/.test(line))
-      .join("\n");
-  }
-  await Deno.writeTextFile(`${dir}/resolv.conf`, resolv);
+  const hostHosts = await readHostFile("/etc/hosts");
+  await writeNetworkFiles(dir, {
+    hostname: options.hostname,
+    hosts: options.hostNetwork
+      ? renderHostNetworkHosts(hostHosts, [])
+      : renderHosts({ hostname: options.hostname }),
+    resolvConf: renderResolvConf({
+      host: await readHostFile("/etc/resolv.conf"),
+      hostNetwork: options.hostNetwork,
+    }),
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -23,6 +23,8 @@ import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
 import { LocalDriver, PluginRegistry, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
+import { startCri } from "../cri/mod.ts";
+import { NetworkManager } from "../network/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -104,6 +106,41 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       resolveDriver: (name) => plugins.resolve(name),
       events,
     });
+    // The container manager and the network manager ask each other: wired just below.
+    const manager: { containers?: ContainerManager } = {};
+    const networks = new NetworkManager({
+      store,
+      home,
+      bridge: {
+        name: config.bridgeName,
+        bip: config.bip,
+        fixedCidr: config.fixedCidr || undefined,
+        defaultGateway: config.defaultGateway || undefined,
+      },
+      mtu: config.mtu,
+      iptables: config.iptables,
+      ipForward: config.ipForward,
+      cniBinDirs: config.cniBinDirs,
+      containers: () => {
+        const containers = manager.containers;
+        if (!containers) return undefined;
+        return {
+          resolve: (ref) => {
+            const c = containers.get(ref);
+            return {
+              id: c.id,
+              name: c.name,
+              running: c.state.Status === "running" || c.state.Status === "paused",
+            };
+          },
+          nameOf: (id) => containers.list().find((c) => c.id === id)?.name,
+        };
+      },
+      warn: (message, fields) => log.warn(message, fields),
+    });
+    await networks.init();
+    // Bridges no container uses go last, after the containers stopped being watched.
+    cleanup.push(() => networks.close());
     const registry = new RegistryClient({
       mirrors: config.registryMirrors,
       insecure: config.insecureRegistries,
@@ -119,7 +156,6 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
     // lxcfs starts lazily, on the first create that needs it (see lxcfs.ts); it is closed after
     // the containers (cleanup runs in reverse).
     // The container manager needs lxcfs and lxcfs asks it for its users: set just below.
-    const manager: { containers?: ContainerManager } = {};
     const lxcfs = new LxcfsManager({
       binary: config.lxcfs,
       home: config.lxcfsHome,
@@ -143,9 +179,11 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       volumes,
       lxcfs,
       enableLxcfs: config.enableLxcfs,
+      networks,
     });
     manager.containers = containers;
     await containers.restore();
+    await networks.restore(new Set(containers.list().map((c) => c.id)));
     // Containers that outlived the previous daemon may hold binds of an lxcfs it stopped.
     if (containers.lxcfsUsers().length > 0) {
       await lxcfs.remountAll().catch((err) =>
@@ -175,10 +213,30 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       },
       events,
       volumes,
+      networks,
       log,
     });
     const server = await serveApi(app, { listen: config.listen, log });
     cleanup.push(() => server.close());
+    if (config.enableCri) {
+      const cri = await startCri({
+        client,
+        containers,
+        exec,
+        images,
+        monitor: new ContainerMonitor({ client, containers }),
+        store,
+        log,
+      }, {
+        listen: config.listenCri,
+        streamPort: config.streamServerPort,
+        sandboxImage: config.sandboxImage,
+        // Pods get the default bridge network from the network manager.
+        podNetworking: true,
+        imageFsPath: `${home}/containerd/root/io.containerd.snapshotter.v1.${config.snapshotter}`,
+      });
+      cleanup.push(() => cri.close());
+    }
     log.info("pouch daemon ready", { home, pid: Deno.pid });
 
     const signal = await shutdown.promise;

@@ -209,9 +209,19 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       );
     });
 
-    await t.step("--net host shares the host's network, the default has only lo", async () => {
+    await t.step("--net host shares the host's network, the default is the bridge", async () => {
       const own = await ok(daemon, ["run", "--rm", "busybox", "ls", "/sys/class/net"]);
-      assert.equal(own.trim(), "lo");
+      assert.equal(own.trim(), "eth0\nlo");
+      const none = await ok(daemon, [
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+      ]);
+      assert.equal(none.trim(), "lo");
       const host = await ok(daemon, [
         "run",
         "--rm",

@@ -179,6 +179,11 @@ export interface SpecInput {
   cgroupsPath: string;
   /** `""` or undefined: a new network namespace (unless host mode); a path: join it. */
   netnsPath?: string;
+  /**
+   * The namespaces that `container:ID` IPC, PID and UTS modes join (`/proc/PID/ns/ipc`, ...),
+   * resolved by the container manager: the spec itself knows no other container.
+   */
+  namespacePaths?: Partial<Record<"ipc" | "pid" | "uts", string>>;
   /** The daemon's own limits, which the container cannot exceed here. */
   limits?: {
     /** The lowest `oom_score_adj` the daemon may set: its own. */
@@ -488,7 +493,8 @@ function hostnameOf(input: SpecInput): string {
 
 /** Hostname and NIS domain name; both belong to the UTS namespace, so none with `--uts host`. */
 function withHostname(spec: OciSpec, input: SpecInput): void {
-  if (input.hostConfig.UTSMode === "host") {
+  // A joined UTS namespace keeps its owner's hostname, as Docker's `--uts container:` does.
+  if (input.hostConfig.UTSMode === "host" || input.hostConfig.UTSMode?.startsWith("container:")) {
     delete spec.hostname;
     return;
   }
@@ -762,6 +768,13 @@ function withNamespaces(spec: OciSpec, input: SpecInput): void {
   if (hostConfig.IpcMode === "host") remove("ipc");
   if (hostConfig.PidMode === "host") remove("pid");
   if (hostConfig.UTSMode === "host") remove("uts");
+  const modes = { ipc: hostConfig.IpcMode, pid: hostConfig.PidMode, uts: hostConfig.UTSMode };
+  for (const type of ["ipc", "pid", "uts"] as const) {
+    if (!modes[type]?.startsWith("container:")) continue;
+    const path = input.namespacePaths?.[type];
+    if (!path) throw invalidArgument(`${modes[type]}: the ${type} namespace to join is unknown`);
+    setNamespace(spec, { type, path });
+  }
   if (hostConfig.CgroupnsMode === "private") setNamespace(spec, { type: "cgroup" });
 }
 
@@ -1347,12 +1360,13 @@ function parseUintList(list: string, context: string): Set<number> {
   return values;
 }
 
-/** The namespace modes pouch understands; `container:` modes come with a later issue. */
+/** The namespace modes pouch understands; IPC, PID and UTS may also join `container:ID`'s. */
 function validateModes(hc: HostConfig): void {
   const check = (name: string, value: string | undefined, allowed: string[]) => {
     const mode = value ?? "";
     if (mode.startsWith("container:")) {
-      throw notImplemented(`${name} mode ${mode} is not supported yet`);
+      if (name !== "cgroup namespace" && mode.length > "container:".length) return;
+      throw notImplemented(`${name} mode ${mode} is not supported`);
     }
     if (!allowed.includes(mode)) throw invalidArgument(`invalid ${name} mode: ${mode}`);
   };

@@ -558,6 +558,25 @@ Deno.test("buildSpec() chooses namespaces from the modes", () => {
   );
 });
 
+Deno.test("buildSpec() joins another container's IPC, PID and UTS namespaces by path", () => {
+  const spec = build({
+    hostConfig: { IpcMode: "container:pod", PidMode: "container:pod", UTSMode: "container:pod" },
+    extra: {
+      namespacePaths: { ipc: "/proc/7/ns/ipc", pid: "/proc/7/ns/pid", uts: "/proc/7/ns/uts" },
+    },
+  });
+  assert.deepEqual(
+    spec.linux.namespaces.map((ns) => ns.path ? `${ns.type}=${ns.path}` : ns.type),
+    ["mount", "network", "uts=/proc/7/ns/uts", "pid=/proc/7/ns/pid", "ipc=/proc/7/ns/ipc"],
+  );
+  // The joined UTS namespace keeps its owner's hostname.
+  assert.equal(spec.hostname, undefined);
+  assertInvalid(
+    () => build({ hostConfig: { IpcMode: "container:pod" } }),
+    "container:pod: the ipc namespace to join is unknown",
+  );
+});
+
 Deno.test("buildSpec() with --network host shares the host's network and hostname", () => {
   const spec = build({ hostConfig: { NetworkMode: "host" }, extra: { netnsPath: "" } });
   assert.ok(!spec.linux.namespaces.some((ns) => ns.type === "network"));

@@ -7,10 +7,19 @@
  *
  * @module
  */
-import type { JsonFileLog } from "./logs.ts";
 
 /** Which stream a chunk came from. */
 export type StreamName = "stdout" | "stderr";
+
+/** Where a pump writes a container's output: its json-file log, or its CRI log. */
+export interface OutputLog {
+  /** Adds output of `stream`. */
+  write(stream: StreamName, chunk: Uint8Array): void;
+  /** Waits until everything written reached the file. */
+  flush(): Promise<void>;
+  /** Flushes and closes the file. */
+  close(): Promise<void>;
+}
 
 /** A listener for a container's output. */
 export interface OutputListener {
@@ -113,7 +122,7 @@ export async function removeFifos(set: FifoSet): Promise<void> {
 export class OutputPump {
   readonly #fifos: FifoSet;
   readonly #hub: OutputHub;
-  readonly #log: JsonFileLog | undefined;
+  readonly #log: OutputLog | undefined;
   readonly #done: Promise<void>;
   readonly #keepers: Deno.FsFile[] = [];
   #abandoned = false;
@@ -126,7 +135,7 @@ export class OutputPump {
    */
   constructor(
     fifos: FifoSet,
-    options: { hub: OutputHub; log?: JsonFileLog; keepOpen?: boolean },
+    options: { hub: OutputHub; log?: OutputLog; keepOpen?: boolean },
   ) {
     this.#fifos = fifos;
     this.#hub = options.hub;

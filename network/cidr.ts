@@ -48,7 +48,9 @@ export function parseCidr(text: string, what = "subnet"): { address: number; sub
   const address = match ? parseIPv4(match[1]!) : undefined;
   const prefix = match ? Number(match[2]) : NaN;
   if (address === undefined || !(prefix >= 0 && prefix <= 32)) {
-    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: want an IPv4 CIDR (a.b.c.d/nn)`);
+    throw invalidArgument(
+      `invalid ${what} ${JSON.stringify(text)}: want an IPv4 CIDR (a.b.c.d/nn)`,
+    );
   }
   return { address, subnet: { network: and(address, maskOf(prefix)), prefix } };
 }

@@ -85,6 +85,14 @@ export function systemdTarball(): Promise<string> {
   return buildTestImage("build_systemd.sh", "systemd.tar");
 }
 
+/**
+ * Builds the pod sandbox image `pause:latest` from the host's static catatonit (once; see
+ * `testdata/build_pause.sh`) and returns its docker-save tarball's path.
+ */
+export function pauseTarball(): Promise<string> {
+  return buildTestImage("build_pause.sh", "pause.tar");
+}
+
 /** The container's inspect JSON through the API (asserting a 200). */
 // deno-lint-ignore explicit-module-boundary-types
 export async function inspectContainer(daemon: TestDaemon, name: string) {
@@ -107,6 +115,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
   const program = options.executable ?? Deno.execPath();
   const programArgs = options.executable ? [] : ["run", "-A", `${root}main.ts`];
   const programDir = options.executable ? dirname(options.executable) : undefined;
+  // Daemons of tests running side by side must not share the default bridge or its subnet.
+  const networkArgs = (options.args ?? []).includes("--bridge-name") ? [] : [
+    "--bridge-name",
+    `pt${crypto.randomUUID().slice(0, 8)}`,
+    "--bip",
+    `10.${100 + Math.floor(Math.random() * 140)}.${Math.floor(Math.random() * 250)}.1/24`,
+  ];
 
   async function start(): Promise<void> {
     const logFile = await Deno.open(logPath, { append: true, create: true });
@@ -123,6 +138,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
         "--config-file",
         `${dir}/config.json`,
         "-D",
+        ...networkArgs,
         ...(options.args ?? []),
       ],
       cwd: programDir,
@@ -234,17 +250,27 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     },
     start,
     async [Symbol.asyncDispose]() {
+      const bridges: string[] = [];
       if (child) {
         // Remove every container so that no shim outlives the test.
         const list = await daemon.api("GET", "/containers/json?all=1").catch(() => undefined);
         for (const c of JSON.parse(list?.body || "[]") as Array<{ Id: string }>) {
           await daemon.api("DELETE", `/containers/${c.Id}?force=1`).catch(() => {});
         }
+        // The daemon removes its unused bridges when it stops; these go too if it cannot.
+        const networks = await daemon.api("GET", "/networks").catch(() => undefined);
+        for (const n of parseList(networks?.body) as Array<{ Options?: Record<string, string> }>) {
+          const bridge = n.Options?.["com.docker.network.bridge.name"];
+          if (bridge) bridges.push(bridge);
+        }
       }
       await daemon.stop();
       client.close();
       await killUnder(dir);
       await unmountUnder(dir);
+      for (const bridge of bridges) {
+        await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
+      }
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -256,6 +282,16 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     throw err;
   }
   return daemon;
+}
+
+/** A JSON list from an API answer; empty when the answer is not one (an error, a 404). */
+function parseList(body: string | undefined): unknown[] {
+  try {
+    const value = JSON.parse(body || "[]");
+    return Array.isArray(value) ? value : [];
+  } catch {
+    return [];
+  }
 }
 
 /** Kills every process whose command line mentions `dir` (containerd, shims after a crash). */

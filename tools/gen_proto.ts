@@ -1,7 +1,7 @@
 /**
- * `deno task proto`: turns the protobuf definitions in `engine/proto/*.proto` (the source of truth)
- * into `engine/proto/descriptors.ts`, the JSON descriptors (protobufjs `Root.toJSON()`) that the
- * containerd client loads. Embedding them as a module means the program reads no file at run time,
+ * `deno task proto`: turns the protobuf definitions in `engine/proto/*.proto` and `cri/proto/*.proto`
+ * (the source of truth) into `descriptors.ts` beside them, the JSON descriptors (protobufjs
+ * `Root.toJSON()`) that the containerd client and the CRI server load. Embedding them as a module means the program reads no file at run time,
  * so the single-file build (`deno task build`) carries them. `tools/gen_proto_test.ts` fails when
  * the committed module no longer matches the `.proto` files.
  *
@@ -14,6 +14,10 @@ import { fileURLToPath } from "node:url";
 export const PROTO_DIR: string = fileURLToPath(new URL("../engine/proto/", import.meta.url));
 /** The generated module. */
 export const DESCRIPTORS_PATH: string = `${PROTO_DIR}descriptors.ts`;
+/** The folder of the CRI's `.proto` files. */
+export const CRI_PROTO_DIR: string = fileURLToPath(new URL("../cri/proto/", import.meta.url));
+/** The CRI's generated module. */
+export const CRI_DESCRIPTORS_PATH: string = `${CRI_PROTO_DIR}descriptors.ts`;
 
 const HEADER = `/**
  * The protobuf definitions of \`engine/proto/*.proto\` as JSON descriptors (protobufjs
@@ -33,8 +37,14 @@ const HEADER = `/**
  */
 export const descriptors: Record<string, unknown> = `;
 
-/** Renders `engine/proto/descriptors.ts` from the `.proto` files in `protoDir`. */
-export function generateDescriptors(protoDir: string = PROTO_DIR): string {
+/**
+ * Renders `engine/proto/descriptors.ts` from the `.proto` files in `protoDir`; `options.label`
+ * names the folder in the module's comments (default `engine/proto`).
+ */
+export function generateDescriptors(
+  protoDir: string = PROTO_DIR,
+  options: { label?: string } = {},
+): string {
   const files: string[] = [];
   for (const entry of Deno.readDirSync(protoDir)) {
     if (entry.isFile && entry.name.endsWith(".proto")) files.push(entry.name);
@@ -47,7 +57,8 @@ export function generateDescriptors(protoDir: string = PROTO_DIR): string {
   // Synchronously: an asynchronous load adds files in the order their reads complete.
   root.loadSync(files);
   root.resolveAll();
-  return HEADER + formatLiteral(root.toJSON()) + ";\n";
+  const label = options.label ?? "engine/proto";
+  return HEADER.replaceAll("engine/proto", label) + formatLiteral(root.toJSON()) + ";\n";
 }
 
 /**
@@ -68,4 +79,8 @@ function formatLiteral(value: unknown): string {
 
 if (import.meta.main) {
   Deno.writeTextFileSync(DESCRIPTORS_PATH, generateDescriptors());
+  Deno.writeTextFileSync(
+    CRI_DESCRIPTORS_PATH,
+    generateDescriptors(CRI_PROTO_DIR, { label: "cri/proto" }),
+  );
 }

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import protobuf from "protobufjs";
 import { descriptors } from "../engine/proto/descriptors.ts";
-import { DESCRIPTORS_PATH, generateDescriptors, PROTO_DIR } from "./gen_proto.ts";
+import { descriptors as criDescriptors } from "../cri/proto/descriptors.ts";
+import {
+  CRI_DESCRIPTORS_PATH,
+  CRI_PROTO_DIR,
+  DESCRIPTORS_PATH,
+  generateDescriptors,
+  PROTO_DIR,
+} from "./gen_proto.ts";
 
 Deno.test("engine/proto/descriptors.ts matches the .proto files (else run `deno task proto`)", async () => {
   const committed = await Deno.readTextFile(DESCRIPTORS_PATH);
@@ -49,4 +56,26 @@ Deno.test("generateDescriptors() reflects a change to a .proto file", async () =
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cri/proto/descriptors.ts matches the .proto files (else run `deno task proto`)", async () => {
+  const committed = await Deno.readTextFile(CRI_DESCRIPTORS_PATH);
+  assert(
+    committed === generateDescriptors(CRI_PROTO_DIR, { label: "cri/proto" }),
+    "cri/proto/descriptors.ts is stale: run `deno task proto` and commit the result",
+  );
+});
+
+Deno.test("the embedded CRI descriptors hold runtime.v1's two services", () => {
+  const root = protobuf.Root.fromJSON(criDescriptors as protobuf.INamespace);
+  root.resolveAll();
+  const runtime = root.lookupService("runtime.v1.RuntimeService");
+  for (const method of ["RunPodSandbox", "CreateContainer", "ExecSync", "Status", "Version"]) {
+    assert(runtime.methods[method], method);
+  }
+  assert(root.lookupService("runtime.v1.ImageService").methods["PullImage"]);
+  // Field numbers are the wire contract with kubelet: spot-check a few.
+  assert.equal(root.lookupType("runtime.v1.PodSandboxConfig").fields["logDirectory"]?.id, 3);
+  assert.equal(root.lookupType("runtime.v1.ContainerConfig").fields["logPath"]?.id, 11);
+  assert.equal(root.lookupType("runtime.v1.ExecSyncRequest").fields["timeout"]?.id, 3);
 });

@@ -39,7 +39,14 @@ export type ContainersBackend = Pick<
   | "logs"
   | "dir"
   | "resize"
+  | "networkSettings"
+  | "portsSummary"
 >;
+
+/** What the inspect and list views read of the engine besides the record. */
+type ViewBackend =
+  & Pick<ContainersBackend, "dir">
+  & Partial<Pick<ContainersBackend, "networkSettings" | "portsSummary">>;
 
 /** Options of {@link containerRoutes}. */
 export interface ContainerRoutesOptions {
@@ -66,7 +73,7 @@ export function containerRoutes(
       .filter((container) => matchesFilters(container, filters))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (limit !== undefined && limit > 0) containers = containers.slice(0, limit);
-    return c.json(containers.map(summaryView));
+    return c.json(containers.map((container) => summaryView(container, backend)));
   });
 
   app.post("/create", async (c) => {
@@ -216,7 +223,10 @@ export function containerRoutes(
 }
 
 /** Docker's `GET /containers/json` item. */
-export function summaryView(container: Container) {
+export function summaryView(container: Container, backend: Partial<ViewBackend> = {}) {
+  const settings = backend.networkSettings?.(container.id) as
+    | { Networks?: Record<string, unknown> }
+    | undefined;
   return {
     Id: container.id,
     Names: [`/${container.name}`],
@@ -224,7 +234,7 @@ export function summaryView(container: Container) {
     ImageID: container.imageId,
     Command: [container.path, ...container.args].map(quoteArg).join(" "),
     Created: Math.floor(Date.parse(container.created) / 1000),
-    Ports: [],
+    Ports: backend.portsSummary?.(container.id) ?? [],
     Labels: container.config.Labels ?? {},
     State: container.state.Status,
     Status: statusText(container),
@@ -232,7 +242,7 @@ export function summaryView(container: Container) {
       NetworkMode: container.hostConfig.NetworkMode ?? "default",
       Runtime: container.runtime,
     },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: { Networks: settings?.Networks ?? {} },
     Mounts: container.mounts ?? [],
   };
 }
@@ -240,7 +250,7 @@ export function summaryView(container: Container) {
 /** Docker's `GET /containers/{id}/json` answer. */
 export function inspectView(
   container: Container,
-  backend: Pick<ContainersBackend, "dir">,
+  backend: ViewBackend,
   options: ContainerRoutesOptions = {},
 ) {
   const execs = options.execIds?.(container.id) ?? [];
@@ -285,7 +295,7 @@ export function inspectView(
     GraphDriver: { Name: container.snapshotter, Data: null },
     Mounts: container.mounts ?? [],
     Config: container.config,
-    NetworkSettings: {
+    NetworkSettings: backend.networkSettings?.(container.id) ?? {
       Bridge: "",
       SandboxID: "",
       HairpinMode: false,
