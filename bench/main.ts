@@ -8,8 +8,9 @@
  * the other sections.
  *
  * `BENCH_RUNS` (15) sets the runs of the first two sections, `BENCH_PULL_RUNS` (3) and
- * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,exec,pull`) which
- * run. The exec section (`exec.ts`) times `exec C true` on a running container.
+ * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,exec,upgrade,pull`)
+ * which run. The exec section (`exec.ts`) times `exec C true` on a running container; the upgrade
+ * section (`upgrade.ts`) `pouch upgrade` against Docker's stop, rm and run.
  *
  * @module
  */
@@ -18,14 +19,17 @@ import { build } from "../tools/build.ts";
 import { stats, time } from "./_measure.ts";
 import { benchExec } from "./exec.ts";
 import { benchPull } from "./pull.ts";
+import { benchUpgrade } from "./upgrade.ts";
 
 const runs = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 const pullRuns = Number(Deno.env.get("BENCH_PULL_RUNS") ?? 3);
 const pullMegabytes = Number(Deno.env.get("BENCH_PULL_MB") ?? 200);
-const sections = new Set((Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,pull").split(","));
+const sections = new Set(
+  (Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,upgrade,pull").split(","),
+);
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 
-if (sections.has("run") || sections.has("cli") || sections.has("exec")) {
+if (["run", "cli", "exec", "upgrade"].some((section) => sections.has(section))) {
   const tarball = await busyboxTarball();
   await using daemon = await startDaemon();
   const load = await daemon.pouch(["load", "-i", tarball]);
@@ -33,6 +37,7 @@ if (sections.has("run") || sections.has("cli") || sections.has("exec")) {
   if (sections.has("run")) await benchRun(daemon, tarball);
   if (sections.has("cli")) await benchCli(daemon);
   if (sections.has("exec")) await benchExec(daemon, { runs, out });
+  if (sections.has("upgrade")) await benchUpgrade(daemon, { runs: Math.min(runs, 10), out });
 }
 if (sections.has("pull")) await benchPull({ runs: pullRuns, megabytes: pullMegabytes, out });
 

@@ -277,6 +277,8 @@ export class SpdyConnection {
   #closed = false;
   /** The peer said goodbye: stop reading. */
   #goaway = false;
+  #closing = false;
+  readonly #readEnded = Promise.withResolvers<void>();
   readonly #done: Promise<void>;
   #onStream: (stream: SpdyStream) => void = () => {};
 
@@ -295,7 +297,10 @@ export class SpdyConnection {
     if (options.preamble) this.#send(options.preamble).catch(() => {});
     // A broken peer (a bad frame, bad compression) ends the session, never the daemon.
     this.#done = this.#readLoop(options.buffered ?? new Uint8Array()).catch(() => {})
-      .finally(() => this.close());
+      .finally(() => {
+        this.#readEnded.resolve();
+        return this.close();
+      });
   }
 
   /** Resolves when the session ended (either side closed it). */
@@ -334,9 +339,23 @@ export class SpdyConnection {
 
   /** Says goodbye (GOAWAY) and closes the connection; ends every stream. */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing) return await this.#done;
+    this.#closing = true;
     await this.#send(controlFrame(TYPE.GOAWAY, 0, concat([u32(0), u32(0)]))).catch(() => {});
     await this.#writes.catch(() => {});
+    // Closing a socket the peer still writes to resets it, and a reset can discard what the
+    // peer has not read yet (the exit status): half-close, and let the peer close first.
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // Closed already.
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#readEnded.promise,
+      new Promise((resolve) => timer = setTimeout(resolve, 2000)),
+    ]);
+    clearTimeout(timer);
     this.#closed = true;
     try {
       this.#conn.close();

@@ -15,13 +15,14 @@
  *
  * @module
  */
-import type { Containerd } from "./containerd.ts";
+import type { Containerd, Mount } from "./containerd.ts";
 import {
   conflict,
   EngineError,
   invalidArgument,
   isConflict,
   isNotFound,
+  kindOf,
   messageOf,
   notFound,
   notModified,
@@ -62,7 +63,13 @@ import {
 } from "../network/files.ts";
 import { readRootfsFile, rootfsHas } from "./rootfs.ts";
 import { parseSignal } from "./signals.ts";
-import { buildSpec, type OciHooks, parseCapabilityMask, validateHostConfig } from "./spec.ts";
+import {
+  buildSpec,
+  type OciHooks,
+  type OciSpec,
+  parseCapabilityMask,
+  validateHostConfig,
+} from "./spec.ts";
 import {
   fifoPaths,
   makeFifos,
@@ -74,7 +81,9 @@ import {
 } from "./stdio.ts";
 import type { Bucket, Store } from "./store.ts";
 import type { ContainerConfig, HostConfig, ImageConfigBlob } from "./types.ts";
+import { faultPoint } from "./faults.ts";
 import { resolveUser } from "./user.ts";
+import { planUpgrade, type UpgradeRequest } from "./upgrade.ts";
 import {
   attachVolumes,
   checkBindSources,
@@ -85,6 +94,22 @@ import {
   specHostConfig,
   type VolumeAttacher,
 } from "./volumes.ts";
+
+/**
+ * What a crashed upgrade is recovered from. `preparing`: the record is the old container and
+ * `snapshotKey` the new rootfs (containerd may already hold the new spec); recovery goes back.
+ * `committed`: the record is the new container and `snapshotKey` the old rootfs; recovery goes
+ * forward.
+ */
+export interface UpgradeMarker {
+  phase: "preparing" | "committed";
+  /** The snapshot to remove once recovered. */
+  snapshotKey: string;
+  /** Whether the container ran before the upgrade (it runs again after). */
+  wasRunning: boolean;
+  /** The containerd container's fields before the upgrade. */
+  previous: { image?: string; labels?: Record<string, string>; spec: unknown; snapshotKey: string };
+}
 
 /** A container's status, as Docker names them. */
 export type Status =
@@ -138,6 +163,12 @@ export interface Container {
    * user chose (an explicit entrypoint) and takes the rest from the new image.
    */
   userConfig?: ContainerConfig;
+  /** The network namespace the spec joins, as the network manager gave it at create. */
+  netnsPath?: string;
+  /** The hosts, hostname and resolv.conf files bound into the container. */
+  files?: { hosts: string; hostname: string; resolvConf: string };
+  /** An upgrade in progress, for crash recovery (see {@link ContainerManager.upgrade}). */
+  upgrade?: UpgradeMarker;
   /**
    * Where the output goes in the kubelet's CRI log format instead of the json-file log
    * (containers created through the CRI); `pouch logs` then has nothing to show.
@@ -148,9 +179,15 @@ export interface Container {
 /** What the container manager needs of the image manager. */
 export interface ImageResolver {
   /** Resolves a name or ID to the image, unpacked. Throws NotFound. */
-  resolve(
-    ref: string,
-  ): Promise<{ id: string; name: string; config: ImageConfigBlob; chainId: string }>;
+  resolve(ref: string): Promise<ResolvedImage>;
+}
+
+/** An image as the container manager uses it. */
+export interface ResolvedImage {
+  id: string;
+  name: string;
+  config: ImageConfigBlob;
+  chainId: string;
 }
 
 /**
@@ -160,7 +197,7 @@ export interface ImageResolver {
  */
 export type ContainerNetworking = Pick<
   NetworkManager,
-  "setup" | "teardown" | "prepareStart" | "settings" | "portsSummary" | "refresh"
+  "setup" | "teardown" | "prepareStart" | "settings" | "portsSummary" | "refresh" | "netnsOf"
 >;
 
 /** Options of {@link ContainerManager}. */
@@ -526,88 +563,16 @@ export class ContainerManager {
       });
       undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
 
-      const user = resolveUser(config.User, {
-        passwd: await readRootfsFile(mounts, "/etc/passwd"),
-        group: await readRootfsFile(mounts, "/etc/group"),
-      }, hostConfig.GroupAdd ?? undefined);
-      const runDir = `${dir}/rich`;
-      let imageInit: ImageInit | undefined;
-      if (usesImageInit(config)) {
-        imageInit = await findImageInit(mounts, {
-          mode: richModeOf(config)!,
-          image: config.Image,
-          command: args,
-        });
-        // A non-systemd init's command is started by a shell just before the init.
-        const launched = !imageInit.systemd && args.length > 0 && !imageInit.commandIsInit;
-        if (launched && !await rootfsHas(mounts, INIT_STEP_SHELL)) {
-          throw invalidArgument(
-            `rich mode ${config.RichMode} starts the command with ${INIT_STEP_SHELL}, which ` +
-              `image ${config.Image} does not have`,
-          );
-        }
-        if (imageInit.systemd) config.StopSignal ||= SYSTEMD_STOP_SIGNAL;
-        record.imageInit = imageInit;
-        if (record.path === "") record.path = imageInit.path;
-      }
-      if (hasInitStep(config)) {
-        if (!await rootfsHas(mounts, INIT_STEP_SHELL)) {
-          throw invalidArgument(
-            `--initscript and --initcmd run with ${INIT_STEP_SHELL}, which image ${config.Image} ` +
-              "does not have",
-          );
-        }
-        // The wrapper writes its status here as the container's user (root before an image's
-        // init).
-        await Deno.mkdir(runDir, { mode: 0o700 });
-        if (!imageInit) await Deno.chown(runDir, user.uid, user.gid);
-      }
-      // The image's VOLUMEs and `-v /path` get new anonymous volumes where nothing else is
-      // mounted; without a volume manager they stay part of the rootfs.
-      const volumePlan = this.#volumes
-        ? planMounts(hostConfig, { mountsOf, imageVolumes: config.Volumes })
-        : userMounts;
-      const attached = this.#volumes
-        ? await attachVolumes(this.#volumes, volumePlan, {
-          containerId: id,
-          rootfs: mounts,
-          scratchDir: `${this.#home}/tmp`,
-          undo,
-        })
-        : new Map();
-      record.mounts = mountPointsOf(hostConfig, volumePlan, attached);
-      const appUnitDir = `${dir}/systemd`;
-      let appUnitText: string | undefined;
-      const cgroupV2 = imageInit?.systemd === true && await isCgroupV2();
-      const spec = buildSpec({
-        id,
-        config,
-        hostConfig: specHostConfig(hostConfig, volumePlan, (v) => attached.get(v)!.source),
-        image: image.config.config ?? {},
-        user,
-        files,
+      record.netnsPath = netnsPath;
+      record.files = files;
+      const spec = await this.#materialize(record, {
+        image,
+        mounts,
         netnsPath,
-        namespacePaths: this.#joinedNamespaces(hostConfig),
-        cgroupsPath: `${hostConfig.CgroupParent || "/pouch"}/${id}`,
-        limits: await this.#daemonLimits(),
-        warn: (message: string) => warnings.push(message),
-      }, {
-        extraOpts: [
-          ...richSpecOpts({
-            staticInit: this.#staticInit,
-            runDir,
-            imageInit,
-            appUnitDir,
-            onAppUnit: (unit) => appUnitText = unit,
-            cgroupV2,
-            output: fifoPaths(`${dir}/io`, "init", { stdin: false, tty: config.Tty === true }),
-          }),
-          dockerInitSpecOpt(this.#staticInit),
-          hooksSpecOpt(this.#hooks),
-          ...(this.#lxcfs ? [this.#lxcfs.specOpt()] : []),
-        ],
+        files,
+        undo,
+        warnings,
       });
-      if (appUnitText !== undefined) await writeAppUnit(appUnitDir, appUnitText);
 
       await this.#client.containers.create({
         id,
@@ -639,6 +604,115 @@ export class ContainerManager {
       }
       throw err;
     }
+  }
+
+  /**
+   * Everything of a container that comes from its image and config on a prepared rootfs
+   * (`mounts`): the user, a rich container's init, its volumes (attached, with their undo
+   * pushed on `options.undo`) and the OCI spec. Sets `record.mounts`, `record.imageInit` and
+   * `record.path` for an image init. Used by create and upgrade.
+   */
+  async #materialize(
+    record: Container,
+    options: {
+      image: ResolvedImage;
+      mounts: Mount[];
+      netnsPath: string | undefined;
+      files: { hosts: string; hostname: string; resolvConf: string };
+      undo: Array<() => Promise<void> | void>;
+      warnings: string[];
+      /** Volumes the container already has, reused where it would get new anonymous ones. */
+      reuse?: readonly MountPoint[];
+    },
+  ): Promise<OciSpec> {
+    const { id, config, hostConfig } = record;
+    const { image, mounts, netnsPath, files, undo, warnings } = options;
+    const dir = this.dir(id);
+    const args = [record.path, ...record.args].filter((a) => a !== "");
+    const mountsOf = (ref: string) => this.get(ref).mounts ?? [];
+    const user = resolveUser(config.User, {
+      passwd: await readRootfsFile(mounts, "/etc/passwd"),
+      group: await readRootfsFile(mounts, "/etc/group"),
+    }, hostConfig.GroupAdd ?? undefined);
+    const runDir = `${dir}/rich`;
+    let imageInit: ImageInit | undefined;
+    if (usesImageInit(config)) {
+      imageInit = await findImageInit(mounts, {
+        mode: richModeOf(config)!,
+        image: record.image,
+        command: args,
+      });
+      // A non-systemd init's command is started by a shell just before the init.
+      const launched = !imageInit.systemd && args.length > 0 && !imageInit.commandIsInit;
+      if (launched && !await rootfsHas(mounts, INIT_STEP_SHELL)) {
+        throw invalidArgument(
+          `rich mode ${config.RichMode} starts the command with ${INIT_STEP_SHELL}, which ` +
+            `image ${config.Image} does not have`,
+        );
+      }
+      if (imageInit.systemd) config.StopSignal ||= SYSTEMD_STOP_SIGNAL;
+      record.imageInit = imageInit;
+      if (record.path === "") record.path = imageInit.path;
+    }
+    if (hasInitStep(config)) {
+      if (!await rootfsHas(mounts, INIT_STEP_SHELL)) {
+        throw invalidArgument(
+          `--initscript and --initcmd run with ${INIT_STEP_SHELL}, which image ${config.Image} ` +
+            "does not have",
+        );
+      }
+      // The wrapper writes its status here as the container's user (root before an image's
+      // init).
+      await Deno.mkdir(runDir, { mode: 0o700, recursive: true });
+      if (!imageInit) await Deno.chown(runDir, user.uid, user.gid);
+    }
+    // The image's VOLUMEs and `-v /path` get new anonymous volumes where nothing else is
+    // mounted; without a volume manager they stay part of the rootfs.
+    const volumePlan = this.#volumes
+      ? planMounts(hostConfig, { mountsOf, imageVolumes: config.Volumes, reuse: options.reuse })
+      : planMounts(hostConfig, { mountsOf });
+    const attached = this.#volumes
+      ? await attachVolumes(this.#volumes, volumePlan, {
+        containerId: id,
+        rootfs: mounts,
+        scratchDir: `${this.#home}/tmp`,
+        undo,
+      })
+      : new Map();
+    record.mounts = mountPointsOf(hostConfig, volumePlan, attached);
+    const appUnitDir = `${dir}/systemd`;
+    let appUnitText: string | undefined;
+    const cgroupV2 = imageInit?.systemd === true && await isCgroupV2();
+    const spec = buildSpec({
+      id,
+      config,
+      hostConfig: specHostConfig(hostConfig, volumePlan, (v) => attached.get(v)!.source),
+      image: image.config.config ?? {},
+      user,
+      files,
+      netnsPath,
+      namespacePaths: this.#joinedNamespaces(hostConfig),
+      cgroupsPath: `${hostConfig.CgroupParent || "/pouch"}/${id}`,
+      limits: await this.#daemonLimits(),
+      warn: (message: string) => warnings.push(message),
+    }, {
+      extraOpts: [
+        ...richSpecOpts({
+          staticInit: this.#staticInit,
+          runDir,
+          imageInit,
+          appUnitDir,
+          onAppUnit: (unit) => appUnitText = unit,
+          cgroupV2,
+          output: fifoPaths(`${dir}/io`, "init", { stdin: false, tty: config.Tty === true }),
+        }),
+        dockerInitSpecOpt(this.#staticInit),
+        hooksSpecOpt(this.#hooks),
+        ...(this.#lxcfs ? [this.#lxcfs.specOpt()] : []),
+      ],
+    });
+    if (appUnitText !== undefined) await writeAppUnit(appUnitDir, appUnitText);
+    return spec;
   }
 
   /** Rich containers need the host's static init; say which package gives it. */
@@ -692,6 +766,258 @@ export class ContainerManager {
       capabilities: parseCapabilityMask(bounding),
     };
     return this.#limits;
+  }
+
+  // --- upgrade -------------------------------------------------------------------------------
+
+  /**
+   * Replaces a container's image in place (see `upgrade.ts` for what is kept and changed): a new
+   * rootfs from the new image, the spec rebuilt on the same network namespace and volumes, the
+   * containerd container updated, and the container started again if it ran. Anything failing
+   * before the new task runs is rolled back: the old spec, rootfs and record come back and the
+   * old container runs again if it ran. A marker in the record makes a crash at any point
+   * recoverable into the old or the new container ({@link restore}).
+   */
+  upgrade(ref: string, request: UpgradeRequest): Promise<{ Warnings: string[] }> {
+    const container = this.get(ref);
+    return this.#locked(container.id, () => this.#upgrade(container.id, request));
+  }
+
+  async #upgrade(id: string, request: UpgradeRequest): Promise<{ Warnings: string[] }> {
+    const current = this.#records.get(id);
+    if (current.upgrade) throw conflict(`container ${current.name} is being upgraded`);
+    const image = await this.#images.resolve(request.Image ?? "");
+    const plan = planUpgrade(
+      {
+        userConfig: current.userConfig ?? current.config,
+        hostConfig: current.hostConfig,
+        imageId: current.imageId,
+      },
+      request,
+      { newImageId: image.id },
+    );
+    const config: ContainerConfig = structuredClone(plan.userConfig);
+    mergeImageConfig(config, image.config.config ?? {});
+    // The network files hold the hostname: it stays.
+    config.Hostname = current.config.Hostname;
+    const mountsOf = (ref: string) => this.get(ref).mounts ?? [];
+    validateHostConfig(
+      specHostConfig(
+        plan.hostConfig,
+        planMounts(plan.hostConfig, { mountsOf }),
+        (v) => `/volume/${v.name || "_"}`,
+      ),
+    );
+    validateRich(config);
+    const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])].filter((a, i) =>
+      !(i === 0 && a === "")
+    );
+    if (args.length === 0 && !usesImageInit(config)) {
+      throw invalidArgument("No command specified");
+    }
+
+    const stored = await this.#client.containers.get(id);
+    const wasRunning = current.state.Status === "running" || current.state.Status === "paused";
+    const previous = structuredClone(current);
+    const snapshotKey = `${id}-${randomId().slice(0, 12)}`;
+    current.upgrade = {
+      phase: "preparing",
+      snapshotKey,
+      wasRunning,
+      previous: {
+        image: stored.image,
+        labels: stored.labels,
+        spec: stored.spec,
+        snapshotKey: current.snapshotKey,
+      },
+    };
+    this.#records.put(id, current);
+    this.#log.info("upgrading a container", { id: id.slice(0, 12), image: request.Image });
+
+    const undo: Array<() => Promise<void> | void> = [];
+    const warnings: string[] = [];
+    let lease: { id: string } | undefined;
+    let step = "stopping the container";
+    try {
+      faultPoint("upgrade:marked");
+      if (wasRunning) await this.#stop(id, {});
+      step = "preparing the new rootfs";
+      faultPoint("upgrade:stopped");
+      // The old rootfs is no longer referenced once containerd holds the new one: the lease
+      // keeps it for a rollback.
+      lease = await this.#client.leases.create({ expireSeconds: 3600 });
+      await this.#client.leases.addResource(lease.id, {
+        id: previous.snapshotKey,
+        type: `snapshots/${previous.snapshotter}`,
+      });
+      const mounts = await this.#client.snapshots.prepare(this.#snapshotter, snapshotKey, {
+        parent: image.chainId,
+        labels: { [LABEL_MANAGED]: "true" },
+        lease: lease.id,
+      });
+      undo.push(() => this.#client.snapshots.remove(this.#snapshotter, snapshotKey));
+      const next: Container = {
+        ...structuredClone(previous),
+        image: config.Image!,
+        imageId: image.id,
+        config,
+        userConfig: plan.userConfig,
+        hostConfig: plan.hostConfig,
+        path: args[0] ?? "",
+        args: args.slice(1),
+        snapshotter: this.#snapshotter,
+        snapshotKey,
+        // As the stop left it.
+        state: { ...this.#records.get(id).state },
+      };
+      delete next.imageInit;
+      delete next.upgrade;
+      step = "building the new container";
+      faultPoint("upgrade:snapshot");
+      const spec = await this.#materialize(next, {
+        image,
+        mounts,
+        netnsPath: previous.netnsPath ?? this.#networks?.netnsOf(id),
+        files: previous.files ?? {
+          hosts: `${this.dir(id)}/hosts`,
+          hostname: `${this.dir(id)}/hostname`,
+          resolvConf: `${this.dir(id)}/resolv.conf`,
+        },
+        undo,
+        warnings,
+        reuse: previous.mounts,
+      });
+      step = "updating the containerd container";
+      faultPoint("upgrade:spec");
+      await this.#client.containers.update({
+        ...stored,
+        image: image.name,
+        labels: { ...(config.Labels ?? {}), [LABEL_MANAGED]: "true" },
+        spec,
+        snapshotter: this.#snapshotter,
+        snapshotKey,
+      }, ["image", "labels", "spec", "snapshotkey"]);
+      undo.push(() =>
+        this.#client.containers.update(
+          { ...stored, snapshotKey: previous.snapshotKey },
+          ["image", "labels", "spec", "snapshotkey"],
+        ).then(() => {})
+      );
+      next.upgrade = { ...current.upgrade, phase: "committed", snapshotKey: previous.snapshotKey };
+      faultPoint("upgrade:updated");
+      this.#records.put(id, next);
+      faultPoint("upgrade:committed");
+      if (wasRunning) {
+        step = "starting the new container";
+        await this.#start(id);
+      }
+    } catch (err) {
+      await this.#rollBackUpgrade(previous, { undo, wasRunning });
+      if (lease) await this.#client.leases.delete(lease.id).catch(() => {});
+      const message = `upgrade of ${previous.name} to ${request.Image} failed while ${step}: ` +
+        `${messageOf(err)}; rolled back to ${previous.image}`;
+      // The request was good (it was checked before anything changed): what failed is ours.
+      const kind = kindOf(err) === "InvalidArgument" ? "InvalidArgument" : "System";
+      throw new EngineError(kind, message, { cause: err });
+    }
+    faultPoint("upgrade:started");
+    await this.#finishUpgrade(id);
+    if (lease) await this.#client.leases.delete(lease.id).catch(() => {});
+    const upgraded = this.#records.get(id);
+    this.#log.info("container upgraded", { id: id.slice(0, 12), image: upgraded.image });
+    this.#emit(upgraded, "upgrade", { oldImage: previous.image });
+    return { Warnings: warnings };
+  }
+
+  /** Puts back the container as it was before a failed upgrade, running if it ran. */
+  async #rollBackUpgrade(
+    previous: Container,
+    options: { undo: Array<() => Promise<void> | void>; wasRunning: boolean },
+  ): Promise<void> {
+    const id = previous.id;
+    for (const step of options.undo.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        this.#log.warn("undo of a failed upgrade failed", { id, error: err });
+      }
+    }
+    const restored = structuredClone(previous);
+    delete restored.upgrade;
+    restored.state = { ...this.#records.get(id).state };
+    this.#records.put(id, restored);
+    // The undo detached the volumes the new container was given; the old one keeps its own.
+    for (const mount of previous.mounts ?? []) {
+      if (mount.Type !== "volume" || !mount.Name) continue;
+      await this.#volumes?.attach(mount.Name, id, {
+        destination: mount.Destination,
+        readOnly: !mount.RW,
+      }).catch((err) => this.#log.warn("re-attaching a volume failed", { id, error: err }));
+    }
+    const state = this.#records.get(id).state.Status;
+    if (options.wasRunning && state !== "running" && state !== "paused") {
+      await this.#start(id).catch((err) =>
+        this.#log.error("restarting the old container after a failed upgrade failed", {
+          id,
+          error: err,
+        })
+      );
+    }
+  }
+
+  /** After a committed upgrade: the old rootfs and the volumes no longer used go. */
+  async #finishUpgrade(id: string): Promise<void> {
+    const record = this.#records.get(id);
+    const marker = record.upgrade;
+    if (!marker) return;
+    await this.#client.snapshots.remove(this.#snapshotter, marker.snapshotKey).catch((err) => {
+      if (!isNotFound(err)) this.#log.warn("removing the old rootfs failed", { id, error: err });
+    });
+    await this.#releaseUnusedVolumes(record);
+    delete record.upgrade;
+    this.#records.put(id, record);
+  }
+
+  /**
+   * Detaches the volumes container `record` holds but no longer mounts (after an upgrade, or
+   * one a crash cut short), removing anonymous ones no one else uses.
+   */
+  async #releaseUnusedVolumes(record: Container): Promise<void> {
+    if (!this.#volumes) return;
+    const mounted = new Set(
+      (record.mounts ?? []).flatMap((m) => m.Type === "volume" && m.Name ? [m.Name] : []),
+    );
+    for (const name of this.#volumes.usedBy(record.id)) {
+      if (mounted.has(name)) continue;
+      await this.#volumes.detach(name, record.id).catch(() => {});
+      await this.#removeAnonymousVolume(name, record.id);
+    }
+  }
+
+  /** Brings a container whose upgrade a crash interrupted to the old or the new one. */
+  async #recoverUpgrade(record: Container): Promise<void> {
+    const marker = record.upgrade!;
+    const id = record.id;
+    if (marker.phase === "committed") {
+      this.#log.info("finishing an upgrade interrupted by a crash", { id: id.slice(0, 12) });
+      await this.#finishUpgrade(id);
+    } else {
+      this.#log.info("rolling back an upgrade interrupted by a crash", { id: id.slice(0, 12) });
+      const stored = await this.#client.containers.get(id);
+      if (stored.snapshotKey !== marker.previous.snapshotKey) {
+        await this.#client.containers.update({
+          ...stored,
+          image: marker.previous.image,
+          labels: marker.previous.labels,
+          spec: marker.previous.spec,
+          snapshotKey: marker.previous.snapshotKey,
+        }, ["image", "labels", "spec", "snapshotkey"]);
+      }
+      await this.#client.snapshots.remove(this.#snapshotter, marker.snapshotKey).catch(() => {});
+      await this.#releaseUnusedVolumes(record);
+      delete record.upgrade;
+      this.#records.put(id, record);
+    }
   }
 
   // --- start and exit ------------------------------------------------------------------------
@@ -1254,11 +1580,30 @@ export class ContainerManager {
         );
         continue;
       }
-      await this.#adopt(record).catch((err) =>
+      const wasRunning = record.upgrade?.wasRunning === true;
+      if (record.upgrade) {
+        await this.#recoverUpgrade(record).catch((err) =>
+          this.#log.warn("recovering an upgrade failed", { id: record.id, error: err })
+        );
+      }
+      await this.#adopt(this.#records.get(record.id)).catch((err) =>
         this.#log.warn("restoring a container failed", { id: record.id, error: err })
       );
+      const state = this.#records.get(record.id).state.Status;
+      if (wasRunning && state !== "running" && state !== "paused") {
+        // The crash stopped it for the upgrade: it runs again, old or new.
+        await this.start(record.id).catch((err) =>
+          this.#log.warn("restarting an upgraded container failed", { id: record.id, error: err })
+        );
+      }
     }
     const known = new Set(this.#records.list().map((c) => c.id));
+    const snapshots = new Set(
+      this.#records.list().flatMap((c) => [
+        c.snapshotKey,
+        ...(c.upgrade ? [c.upgrade.snapshotKey] : []),
+      ]),
+    );
     for (const orphan of await this.#client.containers.list([`labels."${LABEL_MANAGED}"==true`])) {
       if (known.has(orphan.id)) continue;
       this.#log.info("removing a containerd container without a record", { id: orphan.id });
@@ -1268,7 +1613,7 @@ export class ContainerManager {
       await this.#client.containers.delete(orphan.id).catch(() => {});
     }
     for (const snapshot of await this.#client.snapshots.list(this.#snapshotter)) {
-      if (snapshot.labels[LABEL_MANAGED] !== "true" || known.has(snapshot.name)) continue;
+      if (snapshot.labels[LABEL_MANAGED] !== "true" || snapshots.has(snapshot.name)) continue;
       await this.#client.snapshots.remove(this.#snapshotter, snapshot.name).catch(() => {});
     }
   }
@@ -1490,7 +1835,10 @@ async function isCgroupV2(): Promise<boolean> {
 async function writeAppUnit(dir: string, unit: string): Promise<void> {
   await Deno.mkdir(`${dir}/multi-user.target.wants`, { recursive: true, mode: 0o755 });
   await Deno.writeTextFile(`${dir}/${APP_UNIT}`, unit, { mode: 0o644 });
-  await Deno.symlink(`../${APP_UNIT}`, `${dir}/multi-user.target.wants/${APP_UNIT}`);
+  const wants = `${dir}/multi-user.target.wants/${APP_UNIT}`;
+  // An upgrade writes it again.
+  await Deno.remove(wants).catch(() => {});
+  await Deno.symlink(`../${APP_UNIT}`, wants);
 }
 
 /** Whether the container's output FIFOs are mounted in it for systemd (see `rich.ts`). */

@@ -53,6 +53,8 @@ export interface VolumeAttacher {
   remove(name: string): Promise<void>;
   /** The record of volume `name`; throws NotFound. */
   record(name: string): { anonymous: boolean };
+  /** The names of the volumes container `containerId` uses. */
+  usedBy(containerId: string): string[];
 }
 
 /** Docker's inspect `Mounts` entry. */
@@ -108,6 +110,12 @@ export interface PlanMountsOptions {
   imageVolumes?: Record<string, unknown> | null;
   /** The inspect `Mounts` of a `--volumes-from` container; throws NotFound. */
   mountsOf?: (ref: string) => readonly MountPoint[];
+  /**
+   * The volumes the container already has (an upgrade): each anonymous volume it would get at
+   * one of their destinations is that volume instead, and those nothing else covers stay
+   * mounted, so no data is left behind.
+   */
+  reuse?: readonly MountPoint[];
 }
 
 /**
@@ -206,7 +214,38 @@ export function planMounts(hostConfig: HostConfig, options: PlanMountsOptions = 
     taken.add(path);
     volumes.push(volumeUse("image", -1, "", path, { copy: true, hostConfig }));
   }
+  if (options.reuse) reuseVolumes(volumes, { reuse: options.reuse, taken });
   return { volumes, binds };
+}
+
+/**
+ * Gives each anonymous volume of `volumes` the existing volume at its destination, and adds the
+ * existing volumes no mount covers (see {@link PlanMountsOptions.reuse}).
+ */
+function reuseVolumes(
+  volumes: VolumeUse[],
+  options: { reuse: readonly MountPoint[]; taken: Set<string> },
+): void {
+  const existing = new Map<string, MountPoint>();
+  for (const point of options.reuse) {
+    if (point.Type === "volume" && point.Name) existing.set(cleanPath(point.Destination), point);
+  }
+  for (const use of volumes) {
+    const point = existing.get(use.destination);
+    if (!point) continue;
+    existing.delete(use.destination);
+    if (use.name !== "") continue;
+    use.name = point.Name!;
+    use.copy = false;
+  }
+  for (const [destination, point] of existing) {
+    if (options.taken.has(destination)) continue;
+    options.taken.add(destination);
+    volumes.push({
+      ...volumeUse("image", -1, point.Name!, destination, { copy: false }),
+      readOnly: !point.RW,
+    });
+  }
 }
 
 function volumeUse(

@@ -246,6 +246,10 @@ class FakeVolumes implements VolumeAttacher {
   failAttach = "";
   #next = 0;
 
+  usedBy(containerId: string): string[] {
+    return [...this.volumes].filter(([, v]) => v.refs.includes(containerId)).map(([name]) => name);
+  }
+
   constructor(dir: string) {
     this.dir = dir;
   }

@@ -30,6 +30,8 @@ export interface DaemonOptions {
    * its own directory. By default both are `deno run -A main.ts` of this checkout.
    */
   executable?: string;
+  /** Extra environment of the daemon (such as test-only `POUCH_FAULTS`). */
+  env?: Record<string, string>;
 }
 
 /** A daemon under test. */
@@ -54,8 +56,8 @@ export interface TestDaemon extends AsyncDisposable {
   stop(): Promise<void>;
   /** Kills the daemon with SIGKILL (a crash), leaving containerd and shims running. */
   crash(): Promise<void>;
-  /** Starts the daemon again on the same home and socket. */
-  start(): Promise<void>;
+  /** Starts the daemon again on the same home and socket, with `env` instead of the first's. */
+  start(options?: { env?: Record<string, string> }): Promise<void>;
 }
 
 /** Runs a `testdata/build_*.sh` image script (idempotent) and returns `testdata/out/TARBALL`. */
@@ -123,9 +125,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     `10.${100 + Math.floor(Math.random() * 140)}.${Math.floor(Math.random() * 250)}.1/24`,
   ];
 
-  async function start(): Promise<void> {
+  async function start(startOptions: { env?: Record<string, string> } = {}): Promise<void> {
     const logFile = await Deno.open(logPath, { append: true, create: true });
     child = new Deno.Command(program, {
+      env: startOptions.env ?? options.env ?? {},
       args: [
         ...programArgs,
         "daemon",
@@ -244,7 +247,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     },
     async crash() {
       if (!child) return;
-      child.kill("SIGKILL");
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It died already (a test-only fault made it kill itself).
+      }
       await status;
       child = undefined;
     },
@@ -349,4 +356,31 @@ export async function withBusyboxDaemon(
       cause: err,
     });
   }
+}
+
+/**
+ * Imports an image made of busybox and a few applets, `/etc/version` holding `version` and
+ * `/newvol/seed`, with Docker's `-c` changes (CMD, ENV, VOLUME, ...): a second image to upgrade
+ * to, built in the test's directory.
+ */
+export async function importBusyboxVariant(
+  daemon: TestDaemon,
+  tag: string,
+  options: { version: string; changes: string[] },
+): Promise<void> {
+  const rootfs = `${daemon.dir}/rootfs-${tag.replace(/\W/g, "_")}`;
+  for (const dir of ["bin", "etc", "newvol", "tmp", "proc", "sys", "dev"]) {
+    await Deno.mkdir(`${rootfs}/${dir}`, { recursive: true });
+  }
+  await Deno.copyFile("/bin/busybox", `${rootfs}/bin/busybox`);
+  await Deno.chmod(`${rootfs}/bin/busybox`, 0o755);
+  for (const applet of ["sh", "sleep", "cat", "env", "ls", "ip", "echo", "sort", "grep", "true"]) {
+    await Deno.symlink("busybox", `${rootfs}/bin/${applet}`);
+  }
+  await Deno.writeTextFile(`${rootfs}/etc/version`, `${options.version}\n`);
+  await Deno.writeTextFile(`${rootfs}/newvol/seed`, "seeded by the image\n");
+  const tar = `${rootfs}.tar`;
+  const packed = await new Deno.Command("tar", { args: ["-C", rootfs, "-cf", tar, "."] }).output();
+  if (!packed.success) throw new Error(`tar of ${rootfs} failed`);
+  await pouchOk(daemon, ["import", ...options.changes.flatMap((c) => ["-c", c]), tar, tag]);
 }

@@ -167,6 +167,11 @@ export class VolumeManager {
     return this.#record(name);
   }
 
+  /** The names of the volumes container `containerId` uses. */
+  usedBy(containerId: string): string[] {
+    return this.#list().filter((record) => record.refs.includes(containerId)).map((r) => r.name);
+  }
+
   /** Every volume matching `filters`. */
   list(filters: VolumeFilters = {}): Volume[] {
     for (const key of Object.keys(filters)) {

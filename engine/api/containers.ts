@@ -5,6 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
+import type { UpgradeRequest } from "../upgrade.ts";
 import type { Container, ContainerManager, CreateRequest, WaitCondition } from "../container.ts";
 import { parseDetachKeys } from "../detach_keys.ts";
 import { conflict, invalidArgument } from "../errors.ts";
@@ -41,6 +42,7 @@ export type ContainersBackend = Pick<
   | "resize"
   | "networkSettings"
   | "portsSummary"
+  | "upgrade"
 >;
 
 /** What the inspect and list views read of the engine besides the record. */
@@ -125,6 +127,15 @@ export function containerRoutes(
     if (!name) throw invalidArgument("name is required: rename needs a new name");
     await backend.rename(c.req.param("id"), name);
     return c.body(null, 204);
+  });
+
+  // pouch's own (PouchContainer's): replace the image in place.
+  app.post("/:id/upgrade", async (c) => {
+    const body = await jsonBody<UpgradeRequest>(c);
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw invalidArgument("upgrade needs a JSON object body: {Image, Cmd, Entrypoint, ...}");
+    }
+    return c.json(await backend.upgrade(c.req.param("id"), body));
   });
 
   app.post("/:id/resize", async (c) => {
