@@ -8,8 +8,8 @@
  * the other sections.
  *
  * `BENCH_RUNS` (15) sets the runs of the first two sections, `BENCH_PULL_RUNS` (3) and
- * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,exec,upgrade,pull`)
- * which run. The exec section (`exec.ts`) times `exec C true` on a running container; the upgrade
+ * `BENCH_PULL_MB` (200) those of the pull, and `BENCH_SECTIONS` (`run,cli,exec,upgrade,pull,cri`)
+ * which run. The cri section (`cri.ts`) times RunPodSandbox, then Stop and Remove, over the CRI. The exec section (`exec.ts`) times `exec C true` on a running container; the upgrade
  * section (`upgrade.ts`) `pouch upgrade` against Docker's stop, rm and run.
  *
  * @module
@@ -17,6 +17,7 @@
 import { busyboxTarball, startDaemon, type TestDaemon } from "../testdata/harness.ts";
 import { build } from "../tools/build.ts";
 import { stats, time } from "./_measure.ts";
+import { benchCri } from "./cri.ts";
 import { benchExec } from "./exec.ts";
 import { benchPull } from "./pull.ts";
 import { benchUpgrade } from "./upgrade.ts";
@@ -25,7 +26,7 @@ const runs = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 const pullRuns = Number(Deno.env.get("BENCH_PULL_RUNS") ?? 3);
 const pullMegabytes = Number(Deno.env.get("BENCH_PULL_MB") ?? 200);
 const sections = new Set(
-  (Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,upgrade,pull").split(","),
+  (Deno.env.get("BENCH_SECTIONS") ?? "run,cli,exec,upgrade,pull,cri").split(","),
 );
 const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
 
@@ -40,6 +41,7 @@ if (["run", "cli", "exec", "upgrade"].some((section) => sections.has(section))) 
   if (sections.has("upgrade")) await benchUpgrade(daemon, { runs: Math.min(runs, 10), out });
 }
 if (sections.has("pull")) await benchPull({ runs: pullRuns, megabytes: pullMegabytes, out });
+if (sections.has("cri")) await benchCri({ runs, out });
 
 /** `pouch run --rm` against `ctr run --rm` on the daemon's containerd. */
 async function benchRun(daemon: TestDaemon, tarball: string): Promise<void> {

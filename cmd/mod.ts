@@ -25,6 +25,7 @@ import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } fro
 import { networkGroupCommands } from "./network.ts";
 import { writeAll, type Writer } from "./stream.ts";
 import { CLIENT_VERSION, systemCommands } from "./system.ts";
+import { updateCommand } from "./update.ts";
 import { upgradeCommand } from "./upgrade.ts";
 import { volumeGroupCommands } from "./volume.ts";
 
@@ -76,6 +77,7 @@ const topLevel: Command[] = [
   eventsCommand,
   remountLxcfsCommand,
   upgradeCommand,
+  updateCommand,
 ];
 
 function findCommand(commands: Command[], name: string): Command | undefined {

@@ -6,13 +6,13 @@
  * @module
  */
 import { ApiError } from "./client.ts";
-import { type Command, err, out } from "./command.ts";
+import { type Command, type CommandContext, err, out } from "./command.ts";
 import { buildCreateRequest, createFlags } from "./create.ts";
 import { Flags, type FlagSpec, type ParsedFlags, UsageError } from "./flags.ts";
 import { pullImage } from "./registry.ts";
 
-/** The create flags `upgrade` takes, and the host settings each one sets. */
-const HOST_FIELDS_BY_FLAG: Record<string, string[]> = {
+/** The create flags `upgrade` (and `update`) take, and the host settings each one sets. */
+export const HOST_FIELDS_BY_FLAG: Record<string, string[]> = {
   memory: ["Memory"],
   "memory-swap": ["MemorySwap"],
   "memory-reservation": ["MemoryReservation"],
@@ -40,18 +40,47 @@ const upgradeFlags: FlagSpec[] = [
 ];
 
 /**
- * Rebuilds the flags as `create IMAGE COMMAND...` would have them, so that the create request
- * builder parses every value exactly as `run` does.
+ * Rebuilds the flags (of `specs`) as `create IMAGE COMMAND...` would have them, so that the
+ * create request builder parses every value exactly as `run` does.
  */
-function asCreateFlags(flags: Flags, image: string, command: string[]): Flags {
+function asCreateFlags(
+  flags: Flags,
+  specs: FlagSpec[],
+  args: { image: string; command: string[] },
+): Flags {
   const values: ParsedFlags["values"] = new Map();
-  for (const spec of upgradeFlags) {
+  for (const spec of specs) {
     if (spec.name === "image" || !flags.has(spec.name)) continue;
     if (spec.kind === "bool") values.set(spec.name, flags.bool(spec.name));
     else if (spec.kind === "list") values.set(spec.name, flags.list(spec.name));
     else values.set(spec.name, flags.string(spec.name)!);
   }
-  return new Flags({ args: [image, ...command], values }, createFlags);
+  return new Flags({ args: [args.image, ...args.command], values }, createFlags);
+}
+
+/**
+ * The host settings (`Memory`, `RestartPolicy`, ...) of the flags given among `specs`, parsed
+ * as `run` parses them; only those the user gave.
+ */
+export function hostSettingsOf(
+  ctx: CommandContext,
+  flags: Flags,
+  specs: FlagSpec[],
+): Record<string, unknown> {
+  const request = buildCreateRequest(
+    asCreateFlags(flags, specs, { image: "-", command: [] }),
+    { lookupEnv: ctx.env, readFile: ctx.readTextFile, isRun: false, cwd: Deno.cwd },
+  );
+  const created = (request.body as unknown as { HostConfig?: Record<string, unknown> })
+    .HostConfig ?? {};
+  const host: Record<string, unknown> = {};
+  for (const [flag, fields] of Object.entries(HOST_FIELDS_BY_FLAG)) {
+    if (!flags.has(flag)) continue;
+    for (const field of fields) {
+      if (created[field] !== undefined) host[field] = created[field];
+    }
+  }
+  return host;
 }
 
 /** `pouch upgrade`. */
@@ -67,7 +96,7 @@ export const upgradeCommand: Command = {
     const image = flags.string("image");
     if (!image) throw new UsageError("upgrade needs --image IMAGE");
     const [container, ...command] = flags.args as [string, ...string[]];
-    const request = buildCreateRequest(asCreateFlags(flags, image, command), {
+    const request = buildCreateRequest(asCreateFlags(flags, upgradeFlags, { image, command }), {
       lookupEnv: ctx.env,
       readFile: ctx.readTextFile,
       isRun: false,
@@ -80,14 +109,7 @@ export const upgradeCommand: Command = {
     for (const key of ["Env", "Labels", "WorkingDir", "User"]) {
       if (created[key] !== undefined) body[key] = created[key];
     }
-    const createdHost = (created.HostConfig ?? {}) as Record<string, unknown>;
-    const host: Record<string, unknown> = {};
-    for (const [flag, fields] of Object.entries(HOST_FIELDS_BY_FLAG)) {
-      if (!flags.has(flag)) continue;
-      for (const field of fields) {
-        if (createdHost[field] !== undefined) host[field] = createdHost[field];
-      }
-    }
+    const host = hostSettingsOf(ctx, flags, upgradeFlags);
     if (Object.keys(host).length > 0) body.HostConfig = host;
 
     const upgrade = () =>

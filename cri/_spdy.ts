@@ -277,7 +277,7 @@ export class SpdyConnection {
   #closed = false;
   /** The peer said goodbye: stop reading. */
   #goaway = false;
-  #closing = false;
+  #closing: Promise<void> | undefined;
   readonly #readEnded = Promise.withResolvers<void>();
   readonly #done: Promise<void>;
   #onStream: (stream: SpdyStream) => void = () => {};
@@ -338,9 +338,12 @@ export class SpdyConnection {
   }
 
   /** Says goodbye (GOAWAY) and closes the connection; ends every stream. */
-  async close(): Promise<void> {
-    if (this.#closing) return await this.#done;
-    this.#closing = true;
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
     await this.#send(controlFrame(TYPE.GOAWAY, 0, concat([u32(0), u32(0)]))).catch(() => {});
     await this.#writes.catch(() => {});
     // Closing a socket the peer still writes to resets it, and a reset can discard what the

@@ -68,6 +68,7 @@ import {
   type OciHooks,
   type OciSpec,
   parseCapabilityMask,
+  resourcesOf,
   validateHostConfig,
 } from "./spec.ts";
 import {
@@ -169,6 +170,8 @@ export interface Container {
   files?: { hosts: string; hostname: string; resolvConf: string };
   /** An upgrade in progress, for crash recovery (see {@link ContainerManager.upgrade}). */
   upgrade?: UpgradeMarker;
+  /** Stopped by `stop`: `unless-stopped` and `on-failure` leave it until a manual start. */
+  manuallyStopped?: boolean;
   /**
    * Where the output goes in the kubelet's CRI log format instead of the json-file log
    * (containers created through the CRI); `pouch logs` then has nothing to show.
@@ -284,10 +287,38 @@ interface Live {
   removeWaiters: Array<(code: number) => void>;
   /** Serialises lifecycle operations on this container. */
   lock: Promise<void>;
+  /** A restart the restart policy scheduled, waiting for its back-off. */
+  restartTimer?: ReturnType<typeof setTimeout>;
+  /** The next back-off of the restart policy (Docker's: 100 ms doubling to 1 min). */
+  restartDelayMs?: number;
+  /** Set while stop, restart, remove or upgrade end the task on purpose: no policy restart. */
+  holdRestart?: boolean;
 }
 
 const LABEL_MANAGED = "io.pouch.managed";
 const DEFAULT_STOP_TIMEOUT = 10;
+/** The resources of Docker's `UpdateConfig` that `update` changes. */
+const UPDATABLE_RESOURCES = [
+  "CpuShares",
+  "Memory",
+  "NanoCpus",
+  "CpuPeriod",
+  "CpuQuota",
+  "CpusetCpus",
+  "CpusetMems",
+  "MemoryReservation",
+  "MemorySwap",
+  "PidsLimit",
+  "BlkioWeight",
+] as const satisfies readonly (keyof HostConfig)[];
+
+/** `POST /containers/{id}/update`'s body: Docker's resources and restart policy. */
+export type UpdateRequest =
+  & Partial<Pick<HostConfig, (typeof UPDATABLE_RESOURCES)[number] | "RestartPolicy">>
+  & Record<string, unknown>;
+
+/** Docker's restart back-off. */
+const RESTART_DELAY_MS = { first: 100, max: 60_000, resetAfter: 10_000 };
 
 /** Creates, runs and removes containers. */
 export class ContainerManager {
@@ -445,6 +476,7 @@ export class ContainerManager {
     await checkBindSources(hostConfig);
     validateRich(config);
     validateHooks(hostConfig);
+    validateRestartPolicy(hostConfig);
     if (richModeOf(config) === "dumb-init" || (hostConfig.Init && !config.Rich)) {
       await this.#checkStaticInit();
     }
@@ -1025,7 +1057,15 @@ export class ContainerManager {
   /** Starts a created or exited container; a running one is NotModified. */
   start(ref: string): Promise<void> {
     const container = this.get(ref);
-    return this.#locked(container.id, () => this.#start(container.id));
+    return this.#locked(container.id, async () => {
+      this.#cancelRestart(container.id);
+      const current = this.#records.get(container.id);
+      if (current.manuallyStopped) {
+        current.manuallyStopped = false;
+        this.#records.put(container.id, current);
+      }
+      await this.#start(container.id);
+    });
   }
 
   async #start(id: string): Promise<void> {
@@ -1237,6 +1277,186 @@ export class ContainerManager {
       await this.remove(id, { force: true }).catch((err) =>
         this.#log.warn("auto-remove failed", { id, error: err })
       );
+      return;
+    }
+    if (!this.#closing && !live.holdRestart && this.#policyRestarts(container)) {
+      this.#scheduleRestart(container);
+    }
+  }
+
+  // --- update --------------------------------------------------------------------------------
+
+  /**
+   * Docker's `update`: new resource limits and restart policy, written to the record and the
+   * containerd container (for later starts) and applied to a running container's cgroups at
+   * once, without restarting it. Fields absent, null or 0 stay as they are (Docker's rule). A
+   * change the runtime refuses leaves everything as it was.
+   */
+  update(ref: string, request: UpdateRequest): Promise<{ Warnings: string[] }> {
+    const container = this.get(ref);
+    return this.#locked(container.id, () => this.#update(container.id, request));
+  }
+
+  async #update(id: string, request: UpdateRequest): Promise<{ Warnings: string[] }> {
+    const current = this.#records.get(id);
+    if (current.upgrade) throw conflict(`container ${current.name} is being upgraded`);
+    const hostConfig: HostConfig = { ...current.hostConfig };
+    for (const key of UPDATABLE_RESOURCES) {
+      const value = request[key];
+      if (value === undefined || value === null || value === 0 || value === "") continue;
+      (hostConfig as Record<string, unknown>)[key] = value;
+    }
+    // Docker's swap default follows a new memory limit unless a swap limit is given.
+    if (request.Memory && !request.MemorySwap && (current.hostConfig.MemorySwap ?? 0) > 0) {
+      hostConfig.MemorySwap = 0;
+    }
+    const policy = request.RestartPolicy;
+    if (policy && policy.Name !== undefined && policy.Name !== "") {
+      if (current.hostConfig.AutoRemove) {
+        throw invalidArgument(
+          "Restart policy cannot be updated because AutoRemove is enabled for the container",
+        );
+      }
+      hostConfig.RestartPolicy = { ...policy };
+    }
+    const mountsOf = (ref: string) => this.get(ref).mounts ?? [];
+    validateHostConfig(
+      specHostConfig(
+        hostConfig,
+        planMounts(hostConfig, { mountsOf }),
+        (v) => `/volume/${v.name || "_"}`,
+      ),
+    );
+    validateRestartPolicy(hostConfig);
+
+    const resources = resourcesOf(hostConfig);
+    const stored = await this.#client.containers.get(id);
+    const spec = structuredClone(stored.spec) as OciSpec;
+    const devices = spec.linux.resources.devices;
+    spec.linux.resources = { devices, ...resources };
+    await this.#client.containers.update({ ...stored, spec }, ["spec"]);
+    const running = current.state.Status === "running" || current.state.Status === "paused";
+    if (running) {
+      try {
+        await this.#client.tasks.update(id, resources);
+      } catch (err) {
+        await this.#client.containers.update(stored, ["spec"]).catch(() => {});
+        throw new EngineError(
+          kindOf(err) === "InvalidArgument" ? "InvalidArgument" : "System",
+          `Cannot update container ${id}: ${messageOf(err)}`,
+          { cause: err },
+        );
+      }
+    }
+    current.hostConfig = hostConfig;
+    this.#records.put(id, current);
+    this.#emit(current, "update");
+    return { Warnings: [] };
+  }
+
+  // --- restart policy ------------------------------------------------------------------------
+
+  /**
+   * Whether Docker's restart policy restarts `container`, which just exited: `always`;
+   * `unless-stopped` unless stopped by hand; `on-failure[:N]` after a non-zero exit, at most N
+   * times. Never while it is upgraded.
+   */
+  #policyRestarts(container: Container, options: { daemonStart?: boolean } = {}): boolean {
+    if (container.upgrade) return false;
+    const policy = container.hostConfig.RestartPolicy;
+    switch (policy?.Name ?? "") {
+      case "always":
+        // Even a container stopped by hand comes back when the daemon starts, as in Docker.
+        return options.daemonStart === true || !container.manuallyStopped;
+      case "unless-stopped":
+        return !container.manuallyStopped;
+      case "on-failure": {
+        if (container.manuallyStopped || container.state.ExitCode === 0) return false;
+        const max = policy?.MaximumRetryCount ?? 0;
+        return max <= 0 || container.restartCount < max;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Restarts `container` after the policy's back-off: 100 ms, doubling up to a minute, back to
+   * 100 ms once a run lasted 10 s. Meanwhile it is `restarting`.
+   */
+  #scheduleRestart(container: Container): void {
+    const id = container.id;
+    const live = this.#liveOf(id);
+    const ranMs = Date.parse(container.state.FinishedAt) - Date.parse(container.state.StartedAt);
+    let delay = live.restartDelayMs ?? RESTART_DELAY_MS.first;
+    if (ranMs >= RESTART_DELAY_MS.resetAfter) delay = RESTART_DELAY_MS.first;
+    live.restartDelayMs = Math.min(delay * 2, RESTART_DELAY_MS.max);
+    container.state = { ...container.state, Status: "restarting" };
+    this.#records.put(id, container);
+    this.#log.info("restart policy: restarting", {
+      id: id.slice(0, 12),
+      policy: container.hostConfig.RestartPolicy?.Name,
+      delayMs: delay,
+    });
+    live.restartTimer = setTimeout(() => {
+      live.restartTimer = undefined;
+      this.#locked(id, async () => {
+        const current = this.#records.find(id);
+        if (!current || current.state.Status !== "restarting") return;
+        current.restartCount++;
+        current.state = { ...current.state, Status: "exited" };
+        this.#records.put(id, current);
+        await this.#start(id);
+      }).catch((err) => {
+        this.#log.warn("restart policy: the start failed", { id: id.slice(0, 12), error: err });
+        const current = this.#records.find(id);
+        if (current && !this.#closing && this.#policyRestarts(current)) {
+          this.#scheduleRestart(current);
+        }
+      });
+    }, delay);
+  }
+
+  /** Calls off a scheduled policy restart; says whether there was one. */
+  #cancelRestart(id: string): boolean {
+    const live = this.#liveOf(id);
+    if (live.restartTimer === undefined) return false;
+    clearTimeout(live.restartTimer);
+    live.restartTimer = undefined;
+    const current = this.#records.find(id);
+    if (current?.state.Status === "restarting") {
+      current.state = { ...current.state, Status: "exited" };
+      this.#records.put(id, current);
+    }
+    return true;
+  }
+
+  /** Runs `fn` (which ends the task on purpose) with the restart policy held off. */
+  async #holdingRestart<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const live = this.#liveOf(id);
+    live.holdRestart = true;
+    try {
+      return await fn();
+    } finally {
+      live.holdRestart = false;
+    }
+  }
+
+  /**
+   * After the daemon starts (and networks are back): starts the exited containers whose restart
+   * policy says so, as Docker does after a daemon restart or a host reboot.
+   */
+  async startByPolicy(): Promise<void> {
+    for (const container of this.list()) {
+      if (container.state.Status !== "exited" && container.state.Status !== "restarting") continue;
+      if (!container.state.StartedAt || container.state.StartedAt.startsWith("0001")) continue;
+      if (!this.#policyRestarts(container, { daemonStart: true })) continue;
+      await this.start(container.id).catch((err) =>
+        this.#log.warn("restart policy: starting after the daemon start failed", {
+          id: container.id.slice(0, 12),
+          error: err,
+        })
+      );
     }
   }
 
@@ -1245,7 +1465,14 @@ export class ContainerManager {
   /** Stops a running container: its stop signal, then SIGKILL after `timeout` seconds. */
   stop(ref: string, options: { timeout?: number; signal?: string } = {}): Promise<void> {
     const container = this.get(ref);
-    return this.#locked(container.id, () => this.#stop(container.id, options));
+    return this.#locked(container.id, async () => {
+      const current = this.#records.get(container.id);
+      current.manuallyStopped = true;
+      this.#records.put(container.id, current);
+      // A restart waiting for its back-off is called off: the container stays stopped.
+      if (this.#cancelRestart(container.id)) return;
+      await this.#holdingRestart(container.id, () => this.#stop(container.id, options));
+    });
   }
 
   async #stop(id: string, options: { timeout?: number; signal?: string }): Promise<void> {
@@ -1299,8 +1526,9 @@ export class ContainerManager {
   restart(ref: string, options: { timeout?: number } = {}): Promise<void> {
     const container = this.get(ref);
     return this.#locked(container.id, async () => {
+      this.#cancelRestart(container.id);
       try {
-        await this.#stop(container.id, options);
+        await this.#holdingRestart(container.id, () => this.#stop(container.id, options));
       } catch (err) {
         if (!(err instanceof EngineError && err.kind === "NotModified")) throw err;
       }
@@ -1366,6 +1594,14 @@ export class ContainerManager {
       const current = this.#records.find(container.id);
       if (!current) return;
       const running = current.state.Status === "running" || current.state.Status === "paused";
+      if (current.state.Status === "restarting" && !options.force) {
+        throw conflict(
+          `You cannot remove a restarting container ${current.id}. ` +
+            "Stop the container before attempting removal or force remove",
+        );
+      }
+      this.#cancelRestart(current.id);
+      this.#liveOf(current.id).holdRestart = true;
       if (running && !options.force) {
         throw conflict(
           `You cannot remove a running container ${current.id}. ` +
@@ -1844,4 +2080,28 @@ async function writeAppUnit(dir: string, unit: string): Promise<void> {
 /** Whether the container's output FIFOs are mounted in it for systemd (see `rich.ts`). */
 function keepsOutputOpen(container: Container): boolean {
   return container.imageInit?.systemd === true && container.config.Tty !== true;
+}
+
+/** Docker's restart policies; `MaximumRetryCount` only with `on-failure`. */
+function validateRestartPolicy(hostConfig: HostConfig): void {
+  const policy = hostConfig.RestartPolicy;
+  if (!policy) return;
+  const name = policy.Name ?? "";
+  if (!["", "no", "always", "unless-stopped", "on-failure"].includes(name)) {
+    throw invalidArgument(`invalid restart policy '${name}'`);
+  }
+  const max = policy.MaximumRetryCount ?? 0;
+  if (max < 0) {
+    throw invalidArgument("invalid restart policy: maximum retry count cannot be negative");
+  }
+  if (max > 0 && name !== "on-failure") {
+    throw invalidArgument(
+      `invalid restart policy: maximum retry count can only be used with 'on-failure'`,
+    );
+  }
+  if (hostConfig.AutoRemove && name !== "" && name !== "no") {
+    throw invalidArgument(
+      "conflicting options: cannot specify both --restart and --rm",
+    );
+  }
 }

@@ -194,6 +194,8 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       liveContainers: new Set(containers.list().map((c) => c.id)),
       warn: (message) => log.warn(message),
     });
+    // With networks and volumes back: `always` and friends start again (daemon restart, reboot).
+    await containers.startByPolicy();
     cleanup.push(() => containers.close());
     const exec = new ExecManager({ client, containers, log });
     cleanup.push(() => exec.close());

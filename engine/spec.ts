@@ -1120,9 +1120,13 @@ function withSystemPaths(spec: OciSpec, input: SpecInput): void {
 const NANO_CPUS_PERIOD = 100_000;
 
 /** moby's `getMemoryResources`, `getCPUResources`, `getPidsLimit` and the blkio weight. */
-function withResources(spec: OciSpec, input: SpecInput): void {
-  const hc = input.hostConfig;
-  const resources = spec.linux.resources;
+/**
+ * The cgroup limits of a host config by Docker's rules (memory and swap, CPU shares, quota and
+ * sets, pids, block I/O weight), as OCI `linux.resources` without the device rules: what
+ * `buildSpec` sets, and what `pouch update` applies to a running container.
+ */
+export function resourcesOf(hc: HostConfig): Omit<OciResources, "devices"> {
+  const resources: Omit<OciResources, "devices"> = {};
 
   const memory: NonNullable<OciResources["memory"]> = {};
   const limit = hc.Memory ?? 0;
@@ -1158,6 +1162,11 @@ function withResources(spec: OciSpec, input: SpecInput): void {
   // 0 and -1 both mean unlimited in Docker's API; a new cgroup has no limit, so say nothing.
   if ((hc.PidsLimit ?? 0) > 0) resources.pids = { limit: hc.PidsLimit as number };
   if ((hc.BlkioWeight ?? 0) > 0) resources.blockIO = { weight: hc.BlkioWeight as number };
+  return resources;
+}
+
+function withResources(spec: OciSpec, input: SpecInput): void {
+  Object.assign(spec.linux.resources, resourcesOf(input.hostConfig));
 }
 
 /** `--device-cgroup-rule` rules after Docker's defaults. `--device` needs a later issue. */

@@ -6,7 +6,13 @@
  */
 import { Hono } from "hono";
 import type { UpgradeRequest } from "../upgrade.ts";
-import type { Container, ContainerManager, CreateRequest, WaitCondition } from "../container.ts";
+import type {
+  Container,
+  ContainerManager,
+  CreateRequest,
+  UpdateRequest,
+  WaitCondition,
+} from "../container.ts";
 import { parseDetachKeys } from "../detach_keys.ts";
 import { conflict, invalidArgument } from "../errors.ts";
 import { pipeHijacked } from "./hijack.ts";
@@ -43,6 +49,7 @@ export type ContainersBackend = Pick<
   | "networkSettings"
   | "portsSummary"
   | "upgrade"
+  | "update"
 >;
 
 /** What the inspect and list views read of the engine besides the record. */
@@ -127,6 +134,14 @@ export function containerRoutes(
     if (!name) throw invalidArgument("name is required: rename needs a new name");
     await backend.rename(c.req.param("id"), name);
     return c.body(null, 204);
+  });
+
+  app.post("/:id/update", async (c) => {
+    const body = await jsonBody<UpdateRequest>(c);
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw invalidArgument("update needs a JSON object body");
+    }
+    return c.json(await backend.update(c.req.param("id"), body));
   });
 
   // pouch's own (PouchContainer's): replace the image in place.
@@ -329,6 +344,10 @@ export function statusText(container: Container, now = Date.now()): string {
       return `Up ${humanDuration(now - Date.parse(state.StartedAt))} (Paused)`;
     case "exited":
       return `Exited (${state.ExitCode}) ${humanDuration(now - Date.parse(state.FinishedAt))} ago`;
+    case "restarting":
+      return `Restarting (${state.ExitCode}) ${
+        humanDuration(now - Date.parse(state.FinishedAt))
+      } ago`;
     case "created":
       return "Created";
     case "removing":
