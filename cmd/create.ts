@@ -116,6 +116,8 @@ export const createFlags: FlagSpec[] = [
     default: '"no"',
   },
   { name: "stop-signal", kind: "string", description: "Signal to stop the container" },
+  { name: "log-driver", kind: "string", description: "Logging driver for the container" },
+  { name: "log-opt", kind: "list", description: "Log driver options" },
   { name: "stop-timeout", kind: "string", description: "Timeout (in seconds) to stop a container" },
   { name: "ulimit", kind: "list", description: "Ulimit options" },
   { name: "shm-size", kind: "string", description: "Size of /dev/shm" },
@@ -828,6 +830,16 @@ export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): C
     host.RestartPolicy = policy;
   }
   if (autoRemove) host.AutoRemove = true;
+  if (flags.has("log-driver") || flags.list("log-opt").length > 0) {
+    try {
+      host.LogConfig = {
+        Type: flags.string("log-driver") ?? "",
+        Config: keyValues(flags.list("log-opt"), "log-opt"),
+      };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
 
   // PouchContainer's own.
   if (flags.bool("rich")) body.Rich = true;

@@ -138,6 +138,19 @@ Deno.test("buildCreateRequest() sends --initcmd and the OCI hooks", () => {
   assert.deepEqual(req.body.HostConfig.PoststopHooks, ["/bin/c"]);
 });
 
+Deno.test("buildCreateRequest() sends --log-driver and --log-opt as HostConfig.LogConfig", () => {
+  const req = build(["--log-driver", "json-file", "--log-opt", "max-size=10m", "busybox"]);
+  assert.deepEqual(req.body.HostConfig.LogConfig, {
+    Type: "json-file",
+    Config: { "max-size": "10m" },
+  });
+  // Options alone keep the daemon's driver (Docker's empty Type).
+  const opts = build(["--log-opt", "max-file=2", "busybox"]);
+  assert.deepEqual(opts.body.HostConfig.LogConfig, { Type: "", Config: { "max-file": "2" } });
+  assert.equal(build(["busybox"]).body.HostConfig.LogConfig, undefined);
+  assert.throws(() => build(["--log-opt", "novalue", "busybox"]), UsageError);
+});
+
 Deno.test("buildCreateRequest() reads env and label files", () => {
   const req = build(["--env-file", "e", "--label-file", "l", "-e", "B=2", "busybox"], {
     e: "# x\nA=1\nHOME\n",

@@ -172,6 +172,9 @@ export function formatInfo(info: Info): string {
   add("Pouch Root Dir", info.DockerRootDir ?? info.PouchRootDir);
   lines.push(` Debug Mode: ${str(info.Debug ?? false)}`);
   add("Lxcfs Enabled", info.LxcfsEnabled);
+  if (info.CriEnabled !== undefined) {
+    add("CRI", info.CriEnabled ? `enabled (${str(info.CriListen)})` : "disabled");
+  }
   add("Default Registry", info.DefaultRegistry);
   const labels = Array.isArray(info.Labels) ? info.Labels as string[] : [];
   if (labels.length > 0) {
@@ -193,7 +196,14 @@ export function formatInfo(info: Info): string {
     lines.push(" Insecure Registries:");
     for (const r of insecure) lines.push(`  ${r}`);
   }
-  const mirrors = (registries as { Mirrors?: string[] } | undefined)?.Mirrors ?? [];
+  // Docker Hub's mirrors, then other registries' (pouch mirrors any registry).
+  const mirrors = [
+    ...((registries as { Mirrors?: string[] } | undefined)?.Mirrors ?? []),
+    ...Object.entries(
+      (registries?.IndexConfigs ?? {}) as Record<string, { Mirrors?: string[] }>,
+    ).filter(([host]) => host !== "docker.io")
+      .flatMap(([host, v]) => (v.Mirrors ?? []).map((m) => `${host}: ${m}`)),
+  ];
   if (mirrors.length > 0) {
     lines.push(" Registry Mirrors:");
     for (const m of mirrors) lines.push(`  ${m}`);

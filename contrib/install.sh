@@ -12,6 +12,9 @@ install -D -m 0755 "$checkout/dist/pouch" /usr/local/bin/pouch
 install -D -m 0644 "$checkout/contrib/pouch.service" /etc/systemd/system/pouch.service
 echo "installed /usr/local/bin/pouch and /etc/systemd/system/pouch.service"
 
+# The API socket is mode 0660, group pouch: members of the group use pouch without root.
+groupadd -f -r pouch
+
 # dist/pouch starts with `#!/usr/bin/env -S deno run ...`: under systemd, deno must be on the
 # unit's PATH, which holds only the system directories.
 case "$(command -v deno || true)" in

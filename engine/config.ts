@@ -6,6 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { invalidArgument } from "./errors.ts";
+import type { Level } from "./log.ts";
+import { validateLogConfig } from "./log_drivers.ts";
 import { checkHook } from "./rich.ts";
 import type { OciHooks } from "./spec.ts";
 import { DEFAULT_PLUGIN_DIRS, DEFAULT_PLUGIN_TIMEOUT_MS } from "../volume/plugin.ts";
@@ -30,6 +32,10 @@ export interface DaemonConfig {
   /** OCI runtimes by name: the binary each one runs. */
   runtimes: Record<string, string>;
   debug: boolean;
+  /** The log level when not `debug` (`--log-level`). */
+  logLevel: Level;
+  /** The group owning the API sockets (`--group`); root's when it does not exist. */
+  group: string;
   configFile: string;
   pidfile: string;
   /** Registries reached over plain HTTP (after HTTPS fails): `HOST[:PORT]`. */
@@ -78,6 +84,14 @@ export interface DaemonConfig {
   streamServerPort: number;
   /** Where the CRI's CNI network configurations are (`--cni-conf-dir`). */
   cniConfDir: string;
+  /** Containers' default log driver (`--log-driver`). */
+  logDriver: string;
+  /** Options of the default log driver (`--log-opt KEY=VALUE`). */
+  logOpts: Record<string, string>;
+  /** Where hook plugins are loaded from (`--plugin-dir`; see plugins.ts). */
+  pluginDir: string;
+  /** Hook plugins loaded besides those of the directory (`--plugin`, config key `plugins`). */
+  plugins: string[];
 }
 
 /** The defaults, as PouchContainer had them. */
@@ -92,6 +106,8 @@ export function defaultConfig(): DaemonConfig {
     defaultRuntime: "runc",
     runtimes: { runc: "runc" },
     debug: false,
+    logLevel: "info",
+    group: "pouch",
     configFile: "/etc/pouch/config.json",
     pidfile: "/var/run/pouch.pid",
     insecureRegistries: [],
@@ -117,6 +133,10 @@ export function defaultConfig(): DaemonConfig {
     sandboxImage: "registry.k8s.io/pause:3.9",
     streamServerPort: 10010,
     cniConfDir: "/etc/cni/net.d",
+    logDriver: "json-file",
+    logOpts: {},
+    pluginDir: "/etc/pouch/plugins",
+    plugins: [],
   };
 }
 
@@ -133,7 +153,10 @@ Options:
       --default-runtime NAME OCI runtime for containers without --runtime (default runc)
       --add-runtime NAME=PATH  Register another OCI runtime (repeatable)
       --snapshotter NAME     containerd snapshotter (default overlayfs)
-  -D, --debug                Debug logging (one line per request)
+  -D, --debug                Debug logging (one line per request); same as --log-level debug
+      --log-level LEVEL      debug, info, warn or error (default info)
+      --group NAME           Group owning the API socket, mode 0660 (default pouch; root's
+                             group when it does not exist)
       --config-file PATH     JSON config, keys as the flag names (default /etc/pouch/config.json)
       --pidfile PATH         Pid file (default /var/run/pouch.pid)
       --insecure-registries HOST[:PORT]
@@ -171,6 +194,12 @@ Options:
       --stream-server-port N Port of the CRI streaming server (exec, attach, port-forward) on
                              127.0.0.1 (default 10010; 0: any free port)
       --cni-conf-dir DIR     CNI network configurations for pods (default /etc/cni/net.d)
+      --log-driver NAME      Containers' default log driver: json-file, none or syslog
+                             (default json-file)
+      --log-opt KEY=VALUE    Option of the default log driver (repeatable; e.g. max-size=10m)
+      --plugin-dir DIR       Hook plugins (*.ts, *.js, executables) loaded at start
+                             (default /etc/pouch/plugins)
+      --plugin PATH          Another hook plugin to load (repeatable)
   -h, --help                 Print this help
 `;
 
@@ -181,6 +210,8 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "containerd": "containerd",
   "containerd-path": "containerdPath",
   "debug": "debug",
+  "log-level": "logLevel",
+  "group": "group",
   "pidfile": "pidfile",
   "default-runtime": "defaultRuntime",
   "snapshotter": "snapshotter",
@@ -209,6 +240,11 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "sandbox-image": "sandboxImage",
   "stream-server-port": "streamServerPort",
   "cni-conf-dir": "cniConfDir",
+  "log-driver": "logDriver",
+  "log-opt": "logOpts",
+  "log-opts": "logOpts",
+  "plugin-dir": "pluginDir",
+  "plugins": "plugins",
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
@@ -228,6 +264,8 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "add-runtime": { type: "string", multiple: true },
         snapshotter: { type: "string" },
         debug: { type: "boolean", short: "D" },
+        "log-level": { type: "string" },
+        group: { type: "string" },
         "config-file": { type: "string" },
         pidfile: { type: "string" },
         "insecure-registries": { type: "string", multiple: true },
@@ -255,6 +293,10 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
         "sandbox-image": { type: "string" },
         "stream-server-port": { type: "string" },
         "cni-conf-dir": { type: "string" },
+        "log-driver": { type: "string" },
+        "log-opt": { type: "string", multiple: true },
+        "plugin-dir": { type: "string" },
+        plugin: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -276,6 +318,11 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   if (flags["default-runtime"]) config.defaultRuntime = flags["default-runtime"];
   if (flags.snapshotter) config.snapshotter = flags.snapshotter;
   if (flags.debug) config.debug = true;
+  if (flags["log-level"]) config.logLevel = flags["log-level"] as Level;
+  if (!["debug", "info", "warn", "error"].includes(config.logLevel)) {
+    throw invalidArgument(`invalid log level ${config.logLevel}: want debug, info, warn or error`);
+  }
+  if (flags.group !== undefined) config.group = flags.group;
   if (flags.pidfile) config.pidfile = flags.pidfile;
   for (const spec of flags["add-runtime"] ?? []) {
     const [name, path] = splitOnce(spec, "=");
@@ -328,6 +375,11 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
     config.streamServerPort = Number(flags["stream-server-port"]);
   }
   if (flags["cni-conf-dir"]) config.cniConfDir = flags["cni-conf-dir"];
+  if (flags["log-driver"]) config.logDriver = flags["log-driver"];
+  if (flags["log-opt"]) config.logOpts = keyValues(flags["log-opt"], "--log-opt");
+  validateLogConfig({ Type: config.logDriver, Config: config.logOpts });
+  if (flags["plugin-dir"] !== undefined) config.pluginDir = flags["plugin-dir"];
+  if (flags.plugin) config.plugins.push(...flags.plugin);
   const port = config.streamServerPort;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw invalidArgument(`invalid --stream-server-port ${port}: want 0-65535`);
@@ -405,6 +457,15 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
         typeof value === "number" ? `${value}s` : String(value),
         `config file ${path}: "volume-plugin-timeout"`,
       );
+    } else if (field === "logOpts") {
+      if (typeof value !== "object" || value === null) {
+        throw invalidArgument(`config file ${path}: "${key}" must be an object or a list`);
+      }
+      config.logOpts = Array.isArray(value)
+        ? keyValues(value.map(String), `config file ${path}: "${key}"`)
+        : Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, String(v)]));
+    } else if (field === "plugins") {
+      config.plugins = Array.isArray(value) ? value.map(String) : [String(value)];
     } else if (field === "registryMirrors") {
       config.registryMirrors = parseMirrors(value, path);
     } else {
@@ -511,6 +572,17 @@ function booleanFlag(arg: string): string {
   if (["false", "0", "no"].includes(value)) return `--no-${match[1]}`;
   if (["true", "1", "yes"].includes(value)) return `--${match[1]}`;
   throw invalidArgument(`invalid --${match[1]} value ${match[2]}: want true or false`);
+}
+
+/** `["KEY=VALUE", ...]` -> an object; throws InvalidArgument naming `what`. */
+function keyValues(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const [key, value] = splitOnce(item, "=");
+    if (!key || !item.includes("=")) throw invalidArgument(`invalid ${what} ${item}: want KEY=VALUE`);
+    out[key] = value;
+  }
+  return out;
 }
 
 function splitOnce(text: string, separator: string): [string, string] {

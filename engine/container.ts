@@ -25,6 +25,7 @@ import {
   kindOf,
   messageOf,
   notFound,
+  notImplemented,
   notModified,
   systemError,
   unavailable,
@@ -32,7 +33,14 @@ import {
 import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { CriFileLog } from "./cri_log.ts";
-import { frame, JsonFileLog, readLogs } from "./logs.ts";
+import { frame, readLogs } from "./logs.ts";
+import {
+  canReadLogs,
+  type LogConfig,
+  NO_READ_MESSAGE,
+  openLogDriver,
+  resolveLogConfig,
+} from "./log_drivers.ts";
 import { randomId, randomName, validateName } from "./names.ts";
 import {
   APP_UNIT,
@@ -172,6 +180,8 @@ export interface Container {
   upgrade?: UpgradeMarker;
   /** Stopped by `stop`: `unless-stopped` and `on-failure` leave it until a manual start. */
   manuallyStopped?: boolean;
+  /** Being removed (`rm -v` or not): a crash midway is finished at the next start. */
+  removing?: { volumes: boolean };
   /**
    * Where the output goes in the kubelet's CRI log format instead of the json-file log
    * (containers created through the CRI); `pouch logs` then has nothing to show.
@@ -232,6 +242,8 @@ export interface ContainerManagerOptions {
   lxcfs?: LxcfsManager;
   /** Containers get lxcfs unless they set `EnableLxcfs: false` (`--enable-lxcfs`). */
   enableLxcfs?: boolean;
+  /** The daemon's log driver and options (`--log-driver`, `--log-opt`); default json-file. */
+  logConfig?: LogConfig;
   /**
    * The network manager (networks, CNI, published ports); without it a container gets a
    * namespace of its own with only `lo` (`default`, `bridge`, `none`) or the host's.
@@ -340,6 +352,7 @@ export class ContainerManager {
   readonly #lxcfs: LxcfsManager | undefined;
   readonly #enableLxcfs: boolean;
   readonly #networks: ContainerNetworking | undefined;
+  readonly #logConfig: LogConfig;
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -362,6 +375,7 @@ export class ContainerManager {
     this.#lxcfs = options.lxcfs;
     this.#enableLxcfs = options.enableLxcfs ?? false;
     this.#networks = options.networks;
+    this.#logConfig = options.logConfig ?? { Type: "json-file", Config: {} };
   }
 
   /** The running containers that use lxcfs, with their init's pid (for remounting). */
@@ -477,6 +491,8 @@ export class ContainerManager {
     validateRich(config);
     validateHooks(hostConfig);
     validateRestartPolicy(hostConfig);
+    // Docker records the effective driver and options: inspect shows them, starts use them.
+    hostConfig.LogConfig = resolveLogConfig(hostConfig.LogConfig, this.#logConfig);
     if (richModeOf(config) === "dumb-init" || (hostConfig.Init && !config.Rich)) {
       await this.#checkStaticInit();
     }
@@ -543,6 +559,7 @@ export class ContainerManager {
           this.#store.releaseName(name);
         })
       );
+      faultPoint("create:recorded");
 
       const dir = this.dir(id);
       await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
@@ -576,6 +593,7 @@ export class ContainerManager {
         config.Hostname = sandbox.hostname;
         netnsPath = sandbox.netnsPath;
         files = sandbox.files;
+        faultPoint("create:network");
       } else {
         config.Hostname ||= networkMode === "host" ? Deno.hostname() : id.slice(0, 12);
         await writeLocalNetworkFiles(dir, {
@@ -594,6 +612,7 @@ export class ContainerManager {
         lease: lease.id,
       });
       undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
+      faultPoint("create:snapshot");
 
       record.netnsPath = netnsPath;
       record.files = files;
@@ -605,6 +624,7 @@ export class ContainerManager {
         undo,
         warnings,
       });
+      faultPoint("create:spec");
 
       await this.#client.containers.create({
         id,
@@ -619,6 +639,7 @@ export class ContainerManager {
         snapshotKey: id,
       });
       undo.push(() => this.#client.containers.delete(id).catch(() => {}));
+      faultPoint("create:containerd");
 
       record.phase = "ready";
       this.#records.put(id, record);
@@ -1085,7 +1106,7 @@ export class ContainerManager {
       stdin: container.config.OpenStdin === true,
       tty,
     });
-    const log = this.#openLog(container);
+    const log = await this.#openLog(container);
     const pump = new OutputPump(fifos, {
       hub: live.hub,
       log,
@@ -1117,7 +1138,9 @@ export class ContainerManager {
     }
     let pid: number;
     try {
+      faultPoint("start:task");
       ({ pid } = await this.#client.tasks.start(id));
+      faultPoint("start:started");
     } catch (err) {
       await this.#client.tasks.delete(id).catch(() => {});
       await stdin?.close();
@@ -1224,7 +1247,7 @@ export class ContainerManager {
   }
 
   /** Waits for the task's exit, then records it; keeps waiting across containerd restarts. */
-  #monitor(id: string, pump: OutputPump, log: OutputLog): void {
+  #monitor(id: string, pump: OutputPump, log: OutputLog | undefined): void {
     const live = this.#liveOf(id);
     const abort = new AbortController();
     live.monitor = abort;
@@ -1246,7 +1269,7 @@ export class ContainerManager {
       }
       if (abort.signal.aborted) return;
       await pump.settle(5000);
-      await log.close();
+      await log?.close();
       await this.#recordExit(id, exit);
     })().catch((err) => this.#log.error("monitoring a container failed", { id, error: err }));
   }
@@ -1626,10 +1649,18 @@ export class ContainerManager {
     const live = this.#live.get(id);
     live?.monitor?.abort();
     await live?.stdin?.close();
+    // Persisted first: a removal a crash cuts short is finished at the next start.
+    if (this.#records.find(id)) {
+      container.removing = { volumes: options.removeVolumes === true };
+      container.state = { ...container.state, Status: "removing" };
+      this.#records.put(id, container);
+    }
+    faultPoint("remove:marked");
     await this.#client.tasks.delete(id).catch(() => {});
     await this.#client.containers.delete(id).catch((err) => {
       if (!isNotFound(err)) throw err;
     });
+    faultPoint("remove:containerd");
     await this.#client.snapshots.remove(container.snapshotter, container.snapshotKey).catch(
       (err) => {
         if (!isNotFound(err)) throw err;
@@ -1637,6 +1668,7 @@ export class ContainerManager {
     );
     // CNI DEL needs the namespace the task has just left; the files go with the directory.
     await this.#networks?.teardown(id);
+    faultPoint("remove:network");
     await Deno.remove(this.dir(id), { recursive: true }).catch(() => {});
     for (const mount of container.mounts ?? []) {
       if (mount.Type !== "volume" || !mount.Name) continue;
@@ -1767,6 +1799,7 @@ export class ContainerManager {
     if (!options.stdout && !options.stderr) {
       throw invalidArgument("You must choose at least one stream");
     }
+    if (!canReadLogs(container.hostConfig.LogConfig)) throw notImplemented(NO_READ_MESSAGE);
     const tty = container.config.Tty === true;
     const encoder = new TextEncoder();
     const entries = readLogs(`${this.dir(container.id)}/json.log`, {
@@ -1812,6 +1845,18 @@ export class ContainerManager {
       if (record.phase === "creating") {
         this.#log.info("undoing a create interrupted by a crash", { id: record.id.slice(0, 12) });
         await this.#destroy(record).catch((err) =>
+          this.#log.warn("cleanup failed", { id: record.id, error: err })
+        );
+        continue;
+      }
+      if (record.removing) {
+        this.#log.info("finishing a removal interrupted by a crash", {
+          id: record.id.slice(0, 12),
+        });
+        await this.#client.tasks.kill(record.id, 9, { all: true }).catch(() => {});
+        await this.#client.tasks.wait(record.id, { signal: AbortSignal.timeout(5000) })
+          .catch(() => {});
+        await this.#destroy(record, { removeVolumes: record.removing.volumes }).catch((err) =>
           this.#log.warn("cleanup failed", { id: record.id, error: err })
         );
         continue;
@@ -1871,7 +1916,14 @@ export class ContainerManager {
         stderr: tty ? undefined : `${dir}/init-stderr`,
         stdin: record.config.OpenStdin ? `${dir}/init-stdin` : undefined,
       };
-      const log = this.#openLog(record);
+      // A syslog gone meanwhile must not leave a running container unadopted.
+      const log = await this.#openLog(record).catch((err) => {
+        this.#log.warn("opening the log driver failed: output is dropped", {
+          id: id.slice(0, 12),
+          error: err,
+        });
+        return undefined;
+      });
       const pump = new OutputPump(fifos, {
         hub: live.hub,
         log,
@@ -1923,9 +1975,14 @@ export class ContainerManager {
   // --- helpers -------------------------------------------------------------------------------
 
   /** The log a run of `container` writes: its CRI log if it has one, else its json-file log. */
-  #openLog(container: Container): OutputLog {
+  async #openLog(container: Container): Promise<OutputLog> {
     if (container.criLogPath) return new CriFileLog(container.criLogPath);
-    return new JsonFileLog(`${this.dir(container.id)}/json.log`);
+    return await openLogDriver(container.hostConfig.LogConfig ?? { Type: "json-file" }, {
+      dir: this.dir(container.id),
+      id: container.id,
+      name: container.name,
+      image: container.image,
+    });
   }
 
   /**

@@ -284,6 +284,8 @@ export interface Containerd {
 export interface ConnectOptions {
   /** The containerd namespace of every call; `default` when omitted. */
   namespace?: string;
+  /** Told of every unary round trip (`service` is the short name, `Tasks`), for metrics. */
+  onCall?: (call: { service: string; method: string }, failed: boolean) => void;
 }
 
 /**
@@ -294,7 +296,7 @@ export interface ConnectOptions {
  * `events.subscribe` is joined with `namespace==<namespace>`.
  */
 export function connectContainerd(address: string, options: ConnectOptions = {}): Containerd {
-  const connection = new Connection(address, options.namespace ?? "default");
+  const connection = new Connection(address, options.namespace ?? "default", options.onCall);
   return {
     namespace: connection.namespace,
     version: () => version(connection),
@@ -479,9 +481,11 @@ class Connection {
   readonly namespace: string;
   #client: grpc.Client;
   #services: protoLoader.PackageDefinition;
+  #onCall: ConnectOptions["onCall"];
 
-  constructor(address: string, namespace: string) {
+  constructor(address: string, namespace: string, onCall?: ConnectOptions["onCall"]) {
     this.namespace = namespace;
+    this.#onCall = onCall;
     this.#services = loadProtocol().services;
     this.#client = new grpc.Client(toGrpcTarget(address), grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 16 << 20,
@@ -517,6 +521,7 @@ class Connection {
         {},
         (err, response) => {
           signal?.removeEventListener("abort", onAbort);
+          this.#onCall?.({ service: service.slice(service.lastIndexOf(".") + 1), method }, !!err);
           if (err) reject(signal?.aborted ? signal.reason : fromGrpcError(err));
           else resolve(response as Res);
         },

@@ -16,6 +16,11 @@ import { ExecManager } from "./exec.ts";
 import { ImageManager } from "./image.ts";
 import { Logger } from "./log.ts";
 import { LxcfsManager } from "./lxcfs.ts";
+import { lockHome } from "./lock.ts";
+import { DaemonMetrics } from "./metrics.ts";
+import { claimNotifySocket, notifyManager } from "./notify.ts";
+import { reloadOnSighup } from "./reload.ts";
+import { VERSION } from "./version.ts";
 import { RegistryClient } from "./registry.ts";
 import { serveApi } from "./server.ts";
 import { ContainerMonitor } from "./stats.ts";
@@ -41,20 +46,27 @@ export async function runDaemon(args: string[]): Promise<number> {
     Deno.stdout.writeSync(encoder.encode(DAEMON_USAGE));
     return 0;
   }
-  const log = new Logger(config.debug ? "debug" : "info");
+  claimNotifySocket();
+  const log = new Logger(config.debug ? "debug" : config.logLevel);
   try {
-    return await serve(config, log);
+    return await serve(config, { log, args });
   } catch (err) {
     log.error("daemon failed", { error: messageOf(err) });
     return 1;
   }
 }
 
-async function serve(config: DaemonConfig, log: Logger): Promise<number> {
+async function serve(
+  config: DaemonConfig,
+  { log, args }: { log: Logger; args: string[] },
+): Promise<number> {
   const home = config.homeDir;
   await Deno.mkdir(home, { recursive: true, mode: 0o711 });
+  // One daemon per home: a second one stops here, before touching anything.
+  const lock = await lockHome(home);
   await writePidfile(config.pidfile);
   const cleanup: Array<() => Promise<void> | void> = [
+    () => lock.release(),
     () => Deno.remove(config.pidfile).catch(() => {}),
   ];
   const shutdown = Promise.withResolvers<string>();
@@ -87,7 +99,18 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       address = containerd.address;
       log.info("containerd started", { pid: containerd.pid, address });
     }
-    const client: Containerd = connectContainerd(address, { namespace: config.namespace });
+    const metrics = new DaemonMetrics({
+      containerStates: () => manager.containers?.list().map((c) => c.state.Status) ?? [],
+      info: {
+        version: VERSION,
+        storage_driver: config.snapshotter,
+        default_runtime: config.defaultRuntime,
+      },
+    });
+    const client: Containerd = connectContainerd(address, {
+      namespace: config.namespace,
+      onCall: (call, failed) => metrics.containerdCall(call, failed),
+    });
     cleanup.push(() => client.close());
     await client.namespaces.ensure(config.namespace);
 
@@ -148,10 +171,12 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       log: (message) => log.info(message),
     });
     cleanup.push(() => registry.close());
+    cleanup.push(reloadOnSighup(args, { config, registry: registry.config, log }));
     const images = new ImageManager(client, {
       snapshotter: config.snapshotter,
       log: (message) => log.info(message),
       registry,
+      onPullBytes: (bytes) => metrics.pulled(bytes),
     });
     // lxcfs starts lazily, on the first create that needs it (see lxcfs.ts); it is closed after
     // the containers (cleanup runs in reverse).
@@ -180,6 +205,7 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       lxcfs,
       enableLxcfs: config.enableLxcfs,
       networks,
+      logConfig: { Type: config.logDriver, Config: config.logOpts },
     });
     manager.containers = containers;
     await containers.restore();
@@ -216,9 +242,10 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       events,
       volumes,
       networks,
+      metrics,
       log,
     });
-    const server = await serveApi(app, { listen: config.listen, log });
+    const server = await serveApi(app, { listen: config.listen, log, group: config.group });
     cleanup.push(() => server.close());
     if (config.enableCri) {
       const cri = await startCri({
@@ -240,9 +267,12 @@ async function serve(config: DaemonConfig, log: Logger): Promise<number> {
       cleanup.push(() => cri.close());
     }
     log.info("pouch daemon ready", { home, pid: Deno.pid });
+    // systemd's Type=notify: only now do the API, containerd and the CRI all answer.
+    notifyManager(`READY=1\nMAINPID=${Deno.pid}\nSTATUS=serving`, log);
 
     const signal = await shutdown.promise;
     log.info("shutting down", { signal });
+    notifyManager("STOPPING=1\nSTATUS=stopping: draining API requests", log);
     return 0;
   } finally {
     for (const step of cleanup.reverse()) {

@@ -111,6 +111,8 @@ export interface ImageManagerOptions {
   tempDir?: string;
   /** The registry client pulls and pushes go through (mirrors, insecure registries, proxy). */
   registry?: RegistryClient;
+  /** Told of each chunk of layer bytes a pull downloads, for metrics. */
+  onPullBytes?: (bytes: number) => void;
 }
 
 /** Options of {@link ImageManager.pull}. */
@@ -774,6 +776,7 @@ export class ImageManager {
   /** Image ID -> size in bytes. */
   #sizes = new Map<string, number>();
   #registry: RegistryClient;
+  #onPullBytes: (bytes: number) => void;
   /** Layer digest -> its running download, shared by concurrent pulls. */
   #downloads = new Map<string, Promise<void>>();
 
@@ -784,6 +787,7 @@ export class ImageManager {
     this.#log = options.log ?? (() => {});
     this.#tempDir = options.tempDir;
     this.#registry = options.registry ?? new RegistryClient({ log: this.#log });
+    this.#onPullBytes = options.onPullBytes ?? (() => {});
   }
 
   // --- load -----------------------------------------------------------------------------------
@@ -1376,9 +1380,11 @@ export class ImageManager {
     let received = 0;
     let reported = 0;
     const total = layer.size;
+    const onPullBytes = this.#onPullBytes;
     const verified = async function* (chunks: AsyncIterable<Uint8Array>) {
       for await (const chunk of chunks) {
         received += chunk.length;
+        onPullBytes(chunk.length);
         if (received > total) {
           throw invalidArgument(
             `blob ${layer.digest} is larger than the ${total} bytes its descriptor says`,

@@ -25,17 +25,34 @@ export function logTime(date = new Date()): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
 }
 
-/** Appends a container's output to its json-file log, a line per entry. */
+/** Options of {@link JsonFileLog}: Docker's `max-size` and `max-file` log options. */
+export interface JsonFileLogOptions {
+  /** Rotate before the live file would grow past this many bytes; 0 or absent: never. */
+  maxSize?: number;
+  /**
+   * How many files to keep, the live one included: `json.log`, `json.log.1` (the newest
+   * rotated), ... Default 1: the live file is truncated instead of rotated, as Docker does.
+   */
+  maxFiles?: number;
+}
+
+/** Appends a container's output to its json-file log, a line per entry, rotating by size. */
 export class JsonFileLog {
   readonly path: string;
   #file: Deno.FsFile | null = null;
+  /** Bytes in the live file, known once it is open. */
+  #size = 0;
+  readonly #maxSize: number;
+  readonly #maxFiles: number;
   #queue: Promise<void> = Promise.resolve();
   readonly #partial: Record<StreamName, Uint8Array[]> = { stdout: [], stderr: [] };
   readonly #decoder = new TextDecoder();
 
   /** A log appending to `path`. */
-  constructor(path: string) {
+  constructor(path: string, options: JsonFileLogOptions = {}) {
     this.path = path;
+    this.#maxSize = options.maxSize ?? 0;
+    this.#maxFiles = Math.max(1, options.maxFiles ?? 1);
   }
 
   /** Adds output of `stream`; complete lines become entries, a partial line waits. */
@@ -89,13 +106,58 @@ export class JsonFileLog {
     const entry: LogEntry = { log: this.#decoder.decode(bytes), stream, time: logTime() };
     const line = encoder.encode(JSON.stringify(entry) + "\n");
     this.#queue = this.#queue.then(async () => {
-      this.#file ??= await Deno.open(this.path, { append: true, create: true, mode: 0o640 });
+      let file = this.#file ?? await this.#open();
+      if (this.#maxSize > 0 && this.#size > 0 && this.#size + line.length > this.#maxSize) {
+        file = await this.#rotate();
+      }
       let offset = 0;
-      while (offset < line.length) offset += await this.#file.write(line.subarray(offset));
+      while (offset < line.length) offset += await file.write(line.subarray(offset));
+      this.#size += line.length;
     }).catch(() => {
       // A full disk must not kill the pump; the entry is lost as Docker would lose it.
     });
   }
+
+  async #open(): Promise<Deno.FsFile> {
+    const file = await Deno.open(this.path, { append: true, create: true, mode: 0o640 });
+    this.#size = (await file.stat()).size;
+    this.#file = file;
+    return file;
+  }
+
+  /**
+   * Docker's rotation: `json.log.N-1` is dropped, each `json.log.I` becomes `json.log.I+1` and
+   * the live file `json.log.1`; with one file the live file is emptied instead. Readers holding
+   * the old live file open read its rest through their handle (see {@link readLogs}).
+   */
+  async #rotate(): Promise<Deno.FsFile> {
+    this.#file?.close();
+    this.#file = null;
+    if (this.#maxFiles > 1) {
+      for (let i = this.#maxFiles - 1; i > 1; i--) {
+        await Deno.rename(`${this.path}.${i - 1}`, `${this.path}.${i}`).catch(ignoreNotFound);
+      }
+      await Deno.rename(this.path, `${this.path}.1`).catch(ignoreNotFound);
+    } else {
+      await Deno.truncate(this.path, 0).catch(ignoreNotFound);
+    }
+    return await this.#open();
+  }
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!(err instanceof Deno.errors.NotFound)) throw err;
+}
+
+/** The rotated files of the json-file log at `path` (`path.1`, `path.2`, ...), oldest first. */
+export async function rotatedLogFiles(path: string): Promise<string[]> {
+  const files: string[] = [];
+  for (let i = 1;; i++) {
+    const rotated = `${path}.${i}`;
+    if (!(await Deno.stat(rotated).then((info) => info.isFile, () => false))) break;
+    files.push(rotated);
+  }
+  return files.reverse();
 }
 
 /** Which entries `readLogs` returns. */
@@ -139,8 +201,10 @@ export function parseLogText(text: string, options: ReadLogsOptions = {}): LogEn
 }
 
 /**
- * Reads entries from `path`, and with `follow` keeps reading new entries until `stopped()`
- * says the container stopped and the file has no more. Yields entries in order.
+ * Reads entries from the json-file log at `path`, its rotated files first (oldest first), and
+ * with `follow` keeps reading new entries until `stopped()` says the container stopped and the
+ * file has no more. Yields entries in order. A follower keeps the live file open: when the
+ * writer rotates it, the rest is read through that handle before the new live file.
  */
 export async function* readLogs(
   path: string,
@@ -150,69 +214,98 @@ export async function* readLogs(
     signal?: AbortSignal;
   } = {},
 ): AsyncGenerator<LogEntry> {
-  let offset = 0;
-  let text = "";
+  const { tail, ...filters } = options;
+  let live = await Deno.open(path, { read: true }).catch(() => null);
   try {
-    const bytes = await Deno.readFile(path);
-    const end = bytes.lastIndexOf(0x0a) + 1;
-    text = new TextDecoder().decode(bytes.subarray(0, end));
-    offset = end;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  yield* parseLogText(text, options);
-  if (!options.follow) return;
+    const liveIno = live ? (await live.stat()).ino : null;
+    const entries: LogEntry[] = [];
+    for (const rotated of await rotatedLogFiles(path)) {
+      // A rotation between the open and this listing made the open file a rotated one.
+      const info = await Deno.stat(rotated).catch(() => null);
+      if (!info || (liveIno !== null && info.ino === liveIno)) continue;
+      const bytes = await Deno.readFile(rotated).catch(() => new Uint8Array());
+      entries.push(...parseLogText(completeLines(bytes), filters));
+    }
+    let offset = 0;
+    if (live) {
+      const bytes = await readAt(live, 0, Infinity);
+      const end = bytes.lastIndexOf(0x0a) + 1;
+      offset = end;
+      entries.push(...parseLogText(decoder.decode(bytes.subarray(0, end)), filters));
+    }
+    if (tail !== undefined && tail >= 0) yield* tail === 0 ? [] : entries.slice(-tail);
+    else yield* entries;
+    if (!options.follow) return;
 
-  const { tail: _tail, ...filters } = options;
-  while (!options.signal?.aborted) {
-    const chunk = await readFrom(path, offset);
-    const end = chunk.lastIndexOf(0x0a) + 1;
-    if (end > 0) {
-      offset += end;
-      yield* parseLogText(new TextDecoder().decode(chunk.subarray(0, end)), filters);
-      continue;
-    }
-    if (options.stopped?.()) {
-      // One more read: output written just before the stop flag flipped.
-      const last = await readFrom(path, offset);
-      const lastEnd = last.lastIndexOf(0x0a) + 1;
-      if (lastEnd > 0) {
-        yield* parseLogText(new TextDecoder().decode(last.subarray(0, lastEnd)), filters);
+    /** Takes the new live file after a rotation or truncation; says whether it did. */
+    const reopenIfRotated = async (): Promise<boolean> => {
+      const now = await Deno.stat(path).catch(() => null);
+      if (!now) return false;
+      if (live && (await live.stat()).ino === now.ino) {
+        if (now.size >= offset) return false;
+        offset = 0; // Truncated (max-file 1): start over at its beginning.
+        return true;
       }
-      return;
+      live?.close();
+      live = await Deno.open(path, { read: true }).catch(() => null);
+      offset = 0;
+      return live !== null;
+    };
+    /** Entries of complete lines written since the last read; null when there were none. */
+    const readNew = async (): Promise<LogEntry[] | null> => {
+      if (!live) return null;
+      const chunk = await readAt(live, offset, 8 * 1024 * 1024);
+      const end = chunk.lastIndexOf(0x0a) + 1;
+      if (end === 0) return null;
+      offset += end;
+      return parseLogText(decoder.decode(chunk.subarray(0, end)), filters);
+    };
+    while (!options.signal?.aborted) {
+      const fresh = await readNew();
+      if (fresh) {
+        yield* fresh;
+        continue;
+      }
+      if (await reopenIfRotated()) continue;
+      if (options.stopped?.()) {
+        // One more read: output written just before the stop flag flipped.
+        yield* await readNew() ?? [];
+        if (await reopenIfRotated()) yield* await readNew() ?? [];
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  } finally {
+    live?.close();
   }
 }
 
-async function readFrom(path: string, offset: number): Promise<Uint8Array> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return new Uint8Array();
+const decoder = new TextDecoder();
+
+/** The text of `bytes` up to its last newline (a torn last line is skipped). */
+function completeLines(bytes: Uint8Array): string {
+  return decoder.decode(bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1));
+}
+
+/** Reads `file` from `offset` to its end, at most `limit` bytes. */
+async function readAt(file: Deno.FsFile, offset: number, limit: number): Promise<Uint8Array> {
+  await file.seek(offset, Deno.SeekMode.Start);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(256 * 1024);
+  while (total < limit) {
+    const n = await file.read(buffer);
+    if (n === null) break;
+    chunks.push(buffer.slice(0, n));
+    total += n;
   }
-  try {
-    await file.seek(offset, Deno.SeekMode.Start);
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    const buffer = new Uint8Array(256 * 1024);
-    while (total < 8 * 1024 * 1024) {
-      const n = await file.read(buffer);
-      if (n === null) break;
-      chunks.push(buffer.slice(0, n));
-      total += n;
-    }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out;
-  } finally {
-    file.close();
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
   }
+  return out;
 }
 
 /** Docker's multiplexed stream frame: 8-byte header (stream, 0, 0, 0, big-endian size). */

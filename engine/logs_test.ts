@@ -63,3 +63,71 @@ Deno.test("readLogs() with follow returns entries written later and ends when st
 Deno.test("frame() writes Docker's 8-byte multiplexing header", () => {
   assert.deepEqual([...frame(2, utf8("hi"))], [2, 0, 0, 0, 0, 0, 0, 2, 104, 105]);
 });
+
+Deno.test("JsonFileLog rotates by max-size into json.log.1 ... and readLogs() reads across them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/json.log`;
+    // Each entry is 78 bytes: two fit in 200, the third rotates.
+    const log = new JsonFileLog(path, { maxSize: 200, maxFiles: 3 });
+    for (let i = 0; i < 9; i++) log.write("stdout", utf8(`line ${i}\n`));
+    await log.close();
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["json.log", "json.log.1", "json.log.2"]);
+    for (const name of names) assert.ok(Deno.statSync(`${dir}/${name}`).size <= 200);
+    const all = [];
+    for await (const entry of readLogs(path)) all.push(entry.log);
+    // Files of two entries: [4, 5] [6, 7] [8] are kept; the older ones were dropped.
+    assert.deepEqual(all, [4, 5, 6, 7, 8].map((i) => `line ${i}\n`));
+    const tail = [];
+    for await (const entry of readLogs(path, { tail: 3 })) tail.push(entry.log);
+    assert.deepEqual(tail, ["line 6\n", "line 7\n", "line 8\n"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("JsonFileLog with max-file 1 truncates the live file in place", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/json.log`;
+    const log = new JsonFileLog(path, { maxSize: 150 });
+    for (let i = 0; i < 5; i++) log.write("stdout", utf8(`line ${i}\n`));
+    await log.close();
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["json.log"]);
+    const all = [];
+    for await (const entry of readLogs(path)) all.push(entry.log);
+    assert.deepEqual(all, ["line 4\n"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readLogs() with follow keeps reading across rotations", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/json.log`;
+    const log = new JsonFileLog(path, { maxSize: 150, maxFiles: 4 });
+    log.write("stdout", utf8("line 0\n"));
+    await log.flush();
+    let stopped = false;
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const entry of readLogs(path, { follow: true, stopped: () => stopped })) {
+        seen.push(entry.log);
+      }
+    })();
+    for (let i = 1; i < 6; i++) {
+      log.write("stdout", utf8(`line ${i}\n`));
+      await log.flush();
+      // Lets the follower catch up between rotations, as a slower writer would.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    await log.close();
+    stopped = true;
+    await reading;
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5].map((i) => `line ${i}\n`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -47,9 +47,22 @@ export function socketAddress(path: string): { address: Uint8Array; length: numb
   return { address, length: 2 + name.length + (abstract ? 0 : 1) };
 }
 
+/** The socket {@link claimNotifySocket} took from the environment. */
+let claimed: string | undefined;
+
+/**
+ * Takes `$NOTIFY_SOCKET` for this process alone (sd_notify's `unset_environment`): the
+ * processes the daemon starts must not inherit it, or containerd's own READY=1 would reach
+ * systemd before the daemon is ready.
+ */
+export function claimNotifySocket(): void {
+  claimed = Deno.env.get("NOTIFY_SOCKET") ?? claimed;
+  Deno.env.delete("NOTIFY_SOCKET");
+}
+
 /** Options of {@link sdNotify}. */
 export interface NotifyOptions {
-  /** The socket; `$NOTIFY_SOCKET` when omitted. */
+  /** The socket; the claimed one or `$NOTIFY_SOCKET` when omitted. */
   socket?: string;
 }
 
@@ -59,7 +72,7 @@ export interface NotifyOptions {
  * sent; throws when the socket exists but the send fails.
  */
 export function sdNotify(state: string, options: NotifyOptions = {}): boolean {
-  const path = options.socket ?? Deno.env.get("NOTIFY_SOCKET");
+  const path = options.socket ?? claimed ?? Deno.env.get("NOTIFY_SOCKET");
   if (!path) return false;
   const { address, length } = socketAddress(path);
   const c = open();
@@ -126,5 +139,23 @@ export class NotifyListener {
         // Already gone.
       }
     }
+  }
+}
+
+/**
+ * Tells the service manager `state` if one listens; a failure is logged, never thrown, since
+ * the daemon serves whether or not systemd hears it.
+ */
+export function notifyManager(
+  state: string,
+  log: { warn(message: string, fields?: object): void },
+): void {
+  try {
+    sdNotify(state);
+  } catch (err) {
+    log.warn("cannot notify the service manager", {
+      state: state.split("\n")[0],
+      error: err instanceof Error ? err.message : String(err),
+    });
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -15,17 +15,33 @@ import type { Logger } from "./log.ts";
 
 /** A running API server. */
 export interface ApiServer {
-  /** Stops accepting connections and closes idle ones. */
+  /**
+   * Stops accepting connections, waits (up to the drain timeout) for the requests in flight
+   * to finish, then closes every connection, hijacked streams included.
+   */
   close(): Promise<void>;
 }
 
+/** Options of {@link serveApi}. */
+export interface ServeOptions {
+  listen: string[];
+  log: Logger;
+  /** The group that owns the sockets (mode 0660); root's when it does not exist. */
+  group?: string;
+  /** How long `close()` waits for requests in flight; 15 s by default. */
+  drainTimeoutMs?: number;
+}
+
 /** Serves `app` on every address of `listen`. */
-export async function serveApi(
-  app: Hono<ApiEnv>,
-  options: { listen: string[]; log: Logger },
-): Promise<ApiServer> {
+export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promise<ApiServer> {
   const { log } = options;
-  const listener = getRequestListener((request, env) => {
+  const gid = options.group ? await groupId(options.group) : 0;
+  if (options.group && gid === undefined) {
+    log.warn("socket group not found: the API sockets belong to root's group", {
+      group: options.group,
+    });
+  }
+  const requestListener = getRequestListener((request, env) => {
     const started = performance.now();
     const response = app.fetch(request, env);
     if (log.enabled("debug")) {
@@ -40,6 +56,23 @@ export async function serveApi(
     }
     return response;
   });
+  // Requests in flight, which close() lets finish; once draining, new requests on kept-alive
+  // connections are refused so that the drain ends.
+  let inFlight = 0;
+  let draining = false;
+  const drained = { resolve: () => {} };
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (draining) {
+      res.writeHead(503, { "Content-Type": "application/json", "Connection": "close" });
+      res.end(JSON.stringify({ message: "the daemon is shutting down" }));
+      return Promise.resolve();
+    }
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) drained.resolve();
+    });
+    return requestListener(req, res);
+  };
 
   const servers: Server[] = [];
   const sockets = new Set<Duplex>();
@@ -67,17 +100,30 @@ export async function serveApi(
       });
     });
     await Deno.chmod(path, 0o660);
+    if (gid) await Deno.chown(path, null, gid);
     servers.push(server);
     log.info("API listening", { address });
   }
 
   return {
     async close() {
+      draining = true;
       const closed = Promise.all(servers.map((server) =>
         new Promise<void>((resolve) => {
           server.close(() => resolve());
         })
       ));
+      if (inFlight > 0) {
+        log.info("waiting for API requests in flight", { requests: inFlight });
+        const timeoutMs = options.drainTimeoutMs ?? 15_000;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const finished = await Promise.race([
+          new Promise<boolean>((resolve) => (drained.resolve = () => resolve(true))),
+          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (!finished) log.warn("API requests still running cut off", { requests: inFlight });
+      }
       // A server closes once its connections are gone, and hijacked streams never end on
       // their own: end them first.
       for (const socket of sockets) socket.destroy();
@@ -168,4 +214,14 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   joined.set(a);
   joined.set(b, a.length);
   return joined;
+}
+
+/** The gid of group `name` from /etc/group; undefined when there is no such group. */
+export async function groupId(name: string): Promise<number | undefined> {
+  const text = await Deno.readTextFile("/etc/group").catch(() => "");
+  for (const line of text.split("\n")) {
+    const [group, , gid] = line.split(":");
+    if (group === name && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return /^\d+$/.test(name) ? Number(name) : undefined;
 }

@@ -113,7 +113,7 @@ export class SystemInfo {
       NCPU: navigator.hardwareConcurrency,
       MemTotal: memTotal,
       IndexServerAddress: "https://index.docker.io/v1/",
-      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+      RegistryConfig: registryConfig(this.#config),
       GenericResources: null,
       DockerRootDir: this.#config.homeDir,
       HttpProxy: "",
@@ -138,9 +138,38 @@ export class SystemInfo {
       Warnings: [],
       // PouchContainer's fields.
       LxcfsEnabled: this.#config.enableLxcfs,
+      CriEnabled: this.#config.enableCri,
+      CriListen: this.#config.enableCri ? this.#config.listenCri : "",
       ContainerdAddress: this.#config.containerd || `${this.#config.homeDir}/containerd`,
     };
   }
+}
+
+/**
+ * Docker's `RegistryConfig`: Docker Hub's mirrors in `Mirrors`, every registry with mirrors or
+ * listed as insecure in `IndexConfigs` (`Secure: false` for the insecure ones), loopback as the
+ * insecure CIDR pouch always assumes. Read from the running config, which SIGHUP updates.
+ */
+function registryConfig(config: DaemonConfig): Record<string, unknown> {
+  const indexes: Record<
+    string,
+    { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }
+  > = {
+    "docker.io": { Name: "docker.io", Mirrors: [], Secure: true, Official: true },
+  };
+  for (const [host, mirrors] of Object.entries(config.registryMirrors)) {
+    indexes[host] ??= { Name: host, Mirrors: [], Secure: true, Official: false };
+    indexes[host].Mirrors = mirrors.map((m) => `${m}/`);
+  }
+  for (const host of config.insecureRegistries) {
+    indexes[host] ??= { Name: host, Mirrors: [], Secure: false, Official: false };
+    indexes[host].Secure = false;
+  }
+  return {
+    IndexConfigs: indexes,
+    InsecureRegistryCIDRs: ["127.0.0.0/8"],
+    Mirrors: (config.registryMirrors["docker.io"] ?? []).map((m) => `${m}/`),
+  };
 }
 
 /** The architecture as Go names it (Docker's `/version` reports GOARCH). */

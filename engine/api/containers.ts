@@ -15,6 +15,7 @@ import type {
 } from "../container.ts";
 import { parseDetachKeys } from "../detach_keys.ts";
 import { conflict, invalidArgument } from "../errors.ts";
+import { logPathOf } from "../log_drivers.ts";
 import { pipeHijacked } from "./hijack.ts";
 import {
   type ApiEnv,
@@ -304,7 +305,7 @@ export function inspectView(
     ResolvConfPath: `${dir}/resolv.conf`,
     HostnamePath: `${dir}/hostname`,
     HostsPath: `${dir}/hosts`,
-    LogPath: `${dir}/json.log`,
+    LogPath: logPathOf(container.hostConfig.LogConfig, dir),
     Name: `/${container.name}`,
     RestartCount: container.restartCount,
     Driver: container.snapshotter,

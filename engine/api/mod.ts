@@ -12,6 +12,7 @@ import { containerRoutes, type ContainersBackend } from "./containers.ts";
 import { eventRoutes, type EventsBackend } from "./events.ts";
 import { type ExecBackend, execRoutes } from "./exec.ts";
 import type { ApiEnv } from "./http.ts";
+import { type MetricsBackend, metricsMiddleware, metricsRoutes } from "./metrics.ts";
 import { authRoutes, imageRoutes, type ImagesBackend } from "./images.ts";
 import { networkRoutes, type NetworksBackend } from "./networks.ts";
 import { type SystemBackend, systemRoutes } from "./system.ts";
@@ -36,12 +37,15 @@ export interface ApiBackend {
   volumes?: VolumesBackend;
   /** The network manager; without it `/networks` is absent. */
   networks?: NetworksBackend;
+  /** Request metrics and `GET /metrics`; without it neither is there. */
+  metrics?: MetricsBackend;
   log: Logger;
 }
 
 /** Builds the app. */
 export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
+  if (backend.metrics) api.route("/", metricsRoutes(backend.metrics));
   api.route("/", systemRoutes(backend.system));
   const exec = backend.exec;
   api.route(
@@ -59,6 +63,7 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   if (backend.networks) api.route("/networks", networkRoutes(backend.networks));
 
   const app = new Hono<ApiEnv>();
+  if (backend.metrics) app.use("*", metricsMiddleware(backend.metrics));
   app.route("/:version{v[0-9]+\\.[0-9]+}", api);
   app.route("/", api);
   app.notFound((c) => c.json({ message: "page not found" }, 404));

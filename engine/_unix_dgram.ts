@@ -1,0 +1,117 @@
+/**
+ * Unix datagram sockets through libc (Deno's stable API has none): what the syslog log driver
+ * sends to `/dev/log` with, and what its tests receive with. Sends never block: a full receive
+ * queue drops the message, as syslog over a datagram socket may.
+ *
+ * @module
+ */
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+const EPROTOTYPE = 91;
+
+const symbols = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+let libc: Deno.DynamicLibrary<typeof symbols> | null = null;
+
+function lib(): Deno.DynamicLibrary<typeof symbols> {
+  libc ??= Deno.dlopen("libc.so.6", symbols);
+  return libc;
+}
+
+function errno(): number {
+  const pointer = lib().symbols.__errno_location();
+  return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
+}
+
+/** `struct sockaddr_un` for `path`. */
+function sockaddr(path: string): Uint8Array {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length > 107) throw new Error(`unix socket path too long: ${path}`);
+  const address = new Uint8Array(2 + bytes.length + 1);
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(bytes, 2);
+  return address;
+}
+
+/** Raised by {@link UnixDatagramSocket.connect} when `path` is a stream socket, not a datagram one. */
+export class NotDatagramSocket extends Error {}
+
+/** A unix datagram socket: connected to send, or bound to receive. */
+export class UnixDatagramSocket {
+  #fd: number;
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  static #open(): UnixDatagramSocket {
+    const fd = lib().symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new Error(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${errno()}`);
+    return new UnixDatagramSocket(fd);
+  }
+
+  /** A socket sending to the datagram socket at `path`; throws when nothing listens there. */
+  static connect(path: string): UnixDatagramSocket {
+    const socket = UnixDatagramSocket.#open();
+    const address = sockaddr(path);
+    if (lib().symbols.connect(socket.#fd, address, address.length) !== 0) {
+      const code = errno();
+      socket.close();
+      if (code === EPROTOTYPE) throw new NotDatagramSocket(`${path} is not a datagram socket`);
+      throw new Error(`cannot connect to unix datagram socket ${path}: errno ${code}`);
+    }
+    return socket;
+  }
+
+  /** A socket bound at `path` (which must not exist), receiving datagrams. */
+  static bind(path: string): UnixDatagramSocket {
+    const socket = UnixDatagramSocket.#open();
+    const address = sockaddr(path);
+    if (lib().symbols.bind(socket.#fd, address, address.length) !== 0) {
+      const code = errno();
+      socket.close();
+      throw new Error(`cannot bind unix datagram socket ${path}: errno ${code}`);
+    }
+    return socket;
+  }
+
+  /** Sends one datagram; false when the receiver's queue is full (the datagram is dropped). */
+  send(datagram: Uint8Array): boolean {
+    if (this.#fd < 0) throw new Error("socket closed");
+    const sent = lib().symbols.send(this.#fd, datagram, BigInt(datagram.length), MSG_DONTWAIT);
+    if (Number(sent) >= 0) return true;
+    const code = errno();
+    if (code === EAGAIN) return false;
+    throw new Error(`send on unix datagram socket failed: errno ${code}`);
+  }
+
+  /** The next queued datagram, or null when none is queued (never blocks). */
+  receive(): Uint8Array | null {
+    if (this.#fd < 0) throw new Error("socket closed");
+    const buffer = new Uint8Array(64 * 1024);
+    const n = Number(lib().symbols.recv(this.#fd, buffer, BigInt(buffer.length), MSG_DONTWAIT));
+    if (n >= 0) return buffer.slice(0, n);
+    const code = errno();
+    if (code === EAGAIN) return null;
+    throw new Error(`recv on unix datagram socket failed: errno ${code}`);
+  }
+
+  /** Closes the socket (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    lib().symbols.close(this.#fd);
+    this.#fd = -1;
+  }
+}
