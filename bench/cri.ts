@@ -38,6 +38,9 @@ export async function benchCri(options: BenchCriOptions): Promise<void> {
       "0",
       "--listen-cri",
       `unix://${socket}`,
+      // Pods on pouch's default bridge, whatever the host's /etc/cni/net.d holds.
+      "--cni-conf-dir",
+      `${dir}/no-cni`,
     ],
   });
   const load = await daemon.pouch(["load", "-i", pause]);

@@ -1,18 +1,21 @@
 /**
  * The pull benchmark: a generated image of about 200 MB (`BENCH_PULL_MB`) in 4 gzip layers of
  * random bytes (so the registry serves about as many bytes as it stores), pushed with skopeo into
- * a `docker-registry` on 127.0.0.1, then pulled with `pouch pull`, with `ctr images pull
- * --plain-http`, and with dockerd when it is installed, A/B interleaved.
+ * a `docker-registry` on 127.0.0.1, then pulled by each peer of `peers.ts`: `pouch pull`,
+ * `ctr images pull --plain-http`, `docker pull` against dockerd and `podman pull
+ * --tls-verify=false`, A/B interleaved.
  *
- * Each pull runs against a fresh daemon home (its own containerd, empty content store and
+ * Each pull runs against a fresh engine (its own containerd or store, empty content store and
  * snapshotter), so every blob is downloaded and unpacked: removing the image alone would leave
  * its blobs until containerd's garbage collector runs, and containerd shares blobs across
- * namespaces, so a `ctr` pull after a pouch pull on the same containerd would skip them.
+ * namespaces, so a `ctr` pull after a pouch pull on the same containerd would skip them. The
+ * engine's start is not timed.
  *
  * @module
  */
-import { stats, which } from "./_measure.ts";
-import { startDaemon } from "../testdata/harness.ts";
+import { sleep, stats, time } from "./_measure.ts";
+import { type PeerName, startDockerd, startPodman, startPouch } from "./peers.ts";
+import type { PeerResult, Row } from "./suite.ts";
 import { skopeoPush, startRegistry } from "../testdata/registry.ts";
 
 const encoder = new TextEncoder();
@@ -20,139 +23,97 @@ const LAYERS = 4;
 
 /** Options of {@link benchPull}. */
 export interface BenchPullOptions {
-  /** Runs per tool. */
+  /** Runs per peer. */
   runs: number;
   /** Image size in MB (10^6 bytes), split evenly over the layers. */
   megabytes: number;
+  /** The peers to pull with. */
+  peers: PeerName[];
+  /** The pouch executable (see `startPouch`). */
+  executable?: string;
   /** Writes one line of the report. */
   out: (line: string) => void;
 }
 
-interface Sample {
-  name: string;
-  samples: number[];
-  pull: () => Promise<number>;
-}
+/** One timed pull by a fresh engine, or why the peer cannot. */
+type Pull = (ref: string, registry: string) => Promise<number | string>;
 
-/** Runs the pull benchmark and prints its report. */
-export async function benchPull(options: BenchPullOptions): Promise<void> {
+const PULLS: Record<PeerName, (options: BenchPullOptions) => Pull> = {
+  pouch: (options) => async (ref) => {
+    await using pouch = await startPouch({ executable: options.executable });
+    return await pouch.time(["pull", ref]);
+  },
+  ctr: (options) => async (ref) => {
+    await using pouch = await startPouch({ executable: options.executable });
+    const args = ["-a", pouch.containerdSocket, "-n", "benchpull", "images", "pull"];
+    try {
+      return await time("ctr", [...args, "--plain-http", ref]);
+    } finally {
+      await time("ctr", ["-a", pouch.containerdSocket, "-n", "benchpull", "images", "rm", ref])
+        .catch(() => {});
+    }
+  },
+  dockerd: () => async (ref, registry) => {
+    const dockerd = await startDockerd({ insecureRegistry: registry });
+    if (typeof dockerd === "string") return dockerd;
+    await using _ = dockerd;
+    return await dockerd.time(["pull", "-q", ref]);
+  },
+  podman: () => async (ref) => {
+    const podman = await startPodman();
+    if (typeof podman === "string") return podman;
+    await using _ = podman;
+    return await podman.time(["pull", "-q", "--tls-verify=false", ref]);
+  },
+};
+
+/** Runs the pull benchmark, prints a summary and answers its row. */
+export async function benchPull(options: BenchPullOptions): Promise<Row> {
   const work = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-bench-pull-" });
+  const results: Partial<Record<PeerName, PeerResult>> = {};
   try {
     const layout = await buildImage(work, options.megabytes);
     await using registry = await startRegistry();
     const ref = `${registry.host}/bench/big:1`;
     await skopeoPush(`oci:${layout}:big`, ref);
-
-    const tools: Sample[] = [
-      { name: "pouch pull", samples: [], pull: () => pouchPull(ref) },
-      { name: "ctr pull", samples: [], pull: () => ctrPull(ref) },
-    ];
-    const dockerd = await which("dockerd");
-    if (dockerd === undefined) {
-      options.out("  (dockerd is not on PATH: its pull is left out)");
-    } else {
-      tools.push({ name: "dockerd pull", samples: [], pull: () => dockerdPull(dockerd, ref) });
-    }
+    const samples = new Map<PeerName, number[]>(options.peers.map((p) => [p, []]));
     for (let i = 0; i < options.runs; i++) {
-      for (const tool of tools) tool.samples.push(await tool.pull());
+      for (const peer of options.peers) {
+        if (results[peer]) continue;
+        try {
+          const sample = await PULLS[peer](options)(ref, registry.host);
+          if (typeof sample === "string") results[peer] = { skipped: sample };
+          else samples.get(peer)!.push(sample);
+        } catch (err) {
+          const message = (err as Error).message.split("\n").slice(0, 3).join(" ");
+          options.out(`  ${peer}: pull failed: ${message}`);
+          results[peer] = { skipped: `failed: ${message.slice(0, 200)}` };
+        }
+        await sleep(200);
+      }
     }
-    const mb = options.megabytes;
-    options.out(
-      `\npull of a ${mb} MB image in ${LAYERS} gzip layers from a local registry, fresh store ` +
-        `each run, ${options.runs} runs each, interleaved (ms: median [min-max], MB/s)`,
-    );
-    const medians = new Map<string, number>();
-    for (const tool of tools) {
-      const s = stats(tool.samples);
-      medians.set(tool.name, s.median);
-      options.out(
-        `  ${tool.name.padEnd(14)}${s.median.toFixed(0)} [${s.min.toFixed(0)}-${
-          s.max.toFixed(0)
-        }]  ${(mb / (s.median / 1000)).toFixed(0)} MB/s`,
-      );
+    for (const [peer, list] of samples) {
+      if (!results[peer] && list.length > 0) results[peer] = { ...stats(list), samples: list };
     }
-    const ratio = medians.get("pouch pull")! / medians.get("ctr pull")!;
-    options.out(`  ratio pouch/ctr ${ratio.toFixed(2)}`);
+    for (const [peer, result] of Object.entries(results)) {
+      if ("median" in result) {
+        const rate = options.megabytes / (result.median / 1000);
+        options.out(
+          `  ${peer} pull: median ${result.median.toFixed(0)} ms, ${rate.toFixed(0)} MB/s`,
+        );
+      }
+    }
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
-}
-
-/** A fresh daemon, one timed `pouch pull`, the daemon stopped and removed. */
-async function pouchPull(ref: string): Promise<number> {
-  await using daemon = await startDaemon();
-  const started = performance.now();
-  const result = await daemon.pouch(["pull", ref]);
-  const elapsed = performance.now() - started;
-  if (result.code !== 0) throw new Error(`pouch pull failed: ${result.stderr}`);
-  return elapsed;
-}
-
-/** A fresh daemon's containerd, one timed `ctr images pull` into namespace `benchpull`. */
-async function ctrPull(ref: string): Promise<number> {
-  await using daemon = await startDaemon();
-  const address = `${daemon.home}/containerd/containerd.sock`;
-  const args = ["-a", address, "-n", "benchpull", "images", "pull", "--plain-http", ref];
-  const started = performance.now();
-  const result = await new Deno.Command("ctr", { args, stdout: "null", stderr: "piped" })
-    .output();
-  const elapsed = performance.now() - started;
-  if (!result.success) {
-    throw new Error(`ctr pull failed: ${new TextDecoder().decode(result.stderr)}`);
-  }
-  return elapsed;
-}
-
-/** A fresh dockerd in a temp dir, one timed `docker pull`. */
-async function dockerdPull(dockerd: string, ref: string): Promise<number> {
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-bench-dockerd-" });
-  const socket = `${dir}/docker.sock`;
-  const child = new Deno.Command(dockerd, {
-    args: [
-      "--data-root",
-      `${dir}/root`,
-      "--exec-root",
-      `${dir}/exec`,
-      "--pidfile",
-      `${dir}/docker.pid`,
-      "-H",
-      `unix://${socket}`,
-      "--bridge",
-      "none",
-      "--iptables=false",
-      "--insecure-registry",
-      ref.split("/")[0]!,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  try {
-    const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: `${dir}/config` };
-    const deadline = Date.now() + 30_000;
-    while (true) {
-      const ping = await new Deno.Command("docker", { args: ["version"], env, stdout: "null" })
-        .output();
-      if (ping.success) break;
-      if (Date.now() > deadline) throw new Error("dockerd did not start within 30 s");
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const started = performance.now();
-    const result = await new Deno.Command("docker", {
-      args: ["pull", "-q", ref],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const elapsed = performance.now() - started;
-    if (!result.success) {
-      throw new Error(`docker pull failed: ${new TextDecoder().decode(result.stderr)}`);
-    }
-    return elapsed;
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  return {
+    id: "pull",
+    title: `pull of ${options.megabytes} MB (${LAYERS} layers)`,
+    unit: "ms",
+    better: "lower",
+    results,
+    note: "local registry on 127.0.0.1, a fresh engine for every pull (its start not timed)",
+  };
 }
 
 /**

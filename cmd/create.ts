@@ -591,6 +591,58 @@ function keyValues(entries: string[], what: string): Record<string, string> {
   return out;
 }
 
+/**
+ * Docker's CLI `parseSecurityOpts`: every option needs a value (but `no-new-privileges`), and
+ * `seccomp=FILE` becomes `seccomp=<the file's JSON, compacted>`, as the daemon reads profiles,
+ * not files of the client's machine. `unconfined` and `builtin` are names, not files.
+ */
+function parseSecurityOpts(opts: string[], readFile: (path: string) => string): string[] {
+  return opts.map((opt) => {
+    let at = opt.indexOf("=");
+    if (at < 0 && opt !== "no-new-privileges") at = opt.indexOf(":");
+    const key = at < 0 ? opt : opt.slice(0, at);
+    const value = at < 0 ? "" : opt.slice(at + 1);
+    if (value === "" && key !== "no-new-privileges") {
+      throw new UsageError(`Invalid --security-opt: ${JSON.stringify(opt)}`);
+    }
+    if (key !== "seccomp" || value === "unconfined" || value === "builtin") return opt;
+    let text: string;
+    try {
+      text = readFile(value);
+    } catch (err) {
+      throw new UsageError(`opening seccomp profile (${value}) failed: ${(err as Error).message}`);
+    }
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(
+        `compacting json for seccomp profile (${value}) failed: ${(err as Error).message}`,
+      );
+    }
+    return `seccomp=${compactJson(text)}`;
+  });
+}
+
+/** Go's `json.Compact` for valid JSON: whitespace outside strings goes, numbers stay as written. */
+function compactJson(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (inString) {
+      out += char;
+      if (char === "\\") out += text[++i] ?? "";
+      else if (char === '"') inString = false;
+    } else if (char === '"') {
+      inString = true;
+      out += char;
+    } else if (!" \t\r\n".includes(char)) {
+      out += char;
+    }
+  }
+  return out;
+}
+
 function size(flags: Flags, name: string): number | undefined {
   const text = flags.string(name);
   if (text === undefined) return undefined;
@@ -778,7 +830,9 @@ export function buildCreateRequest(flags: Flags, options: BuildCreateOptions): C
   if (flags.list("cap-add").length > 0) host.CapAdd = flags.list("cap-add");
   if (flags.list("cap-drop").length > 0) host.CapDrop = flags.list("cap-drop");
   if (flags.bool("read-only")) host.ReadonlyRootfs = true;
-  if (flags.list("security-opt").length > 0) host.SecurityOpt = flags.list("security-opt");
+  if (flags.list("security-opt").length > 0) {
+    host.SecurityOpt = parseSecurityOpts(flags.list("security-opt"), options.readFile);
+  }
   if (flags.has("runtime")) host.Runtime = flags.string("runtime");
   if (flags.bool("init")) host.Init = true;
   if (flags.list("sysctl").length > 0) {

@@ -500,3 +500,37 @@ Deno.test("buildCreateRequest() refuses bad network values with pflag's wording"
     );
   }
 });
+
+Deno.test("buildCreateRequest() sends a seccomp profile file's JSON as Docker's CLI does", () => {
+  const profile = '{\n  "defaultAction": "SCMP_ACT_ALLOW",\n  "syscalls": [ {"names": ["mkdir"],' +
+    ' "action": "SCMP_ACT_ERRNO", "comment": "a b"} ]\n}\n';
+  const req = build([
+    "--security-opt",
+    "seccomp=/p.json",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "no-new-privileges",
+    "--security-opt",
+    "label:disable",
+    "busybox",
+  ], { "/p.json": profile });
+  assert.deepEqual(req.body.HostConfig?.SecurityOpt, [
+    'seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],' +
+    '"action":"SCMP_ACT_ERRNO","comment":"a b"}]}',
+    "seccomp=unconfined",
+    "no-new-privileges",
+    "label:disable",
+  ]);
+  assert.throws(
+    () => build(["--security-opt", "seccomp=/missing.json", "busybox"]),
+    (err: unknown) =>
+      err instanceof UsageError &&
+      /opening seccomp profile \(\/missing.json\) failed/.test(err.message),
+  );
+  assert.throws(
+    () => build(["--security-opt", "seccomp=/bad.json", "busybox"], { "/bad.json": "{" }),
+    (err: unknown) => err instanceof UsageError && /compacting json/.test(err.message),
+  );
+  assert.throws(() => build(["--security-opt", "apparmor", "busybox"]), UsageError);
+});

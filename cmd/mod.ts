@@ -18,6 +18,7 @@ import {
 } from "./command.ts";
 import { containerCommands, containerGroupCommands } from "./container.ts";
 import { cpCommand } from "./cp.ts";
+import { diskCommands } from "./disk.ts";
 import { Flags, type FlagSpec, flagUsages, parseFlags, UsageError } from "./flags.ts";
 import { imageCommands, imageGroupCommands } from "./image.ts";
 import { remountLxcfsCommand } from "./lxcfs.ts";
@@ -66,6 +67,11 @@ const groups: CommandGroup[] = [
   { name: "image", description: "Manage images", commands: imageGroupCommands },
   { name: "volume", description: "Manage volumes", commands: volumeGroupCommands },
   { name: "network", description: "Manage networks", commands: networkGroupCommands },
+  {
+    name: "system",
+    description: "Manage pouch",
+    commands: [...diskCommands, ...systemCommands.filter((c) => c.name === "info"), eventsCommand],
+  },
 ];
 
 const topLevel: Command[] = [

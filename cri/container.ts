@@ -125,10 +125,28 @@ export function containerHandlers(ctx: CriContext): Handlers {
       return Promise.resolve({ containers });
     },
 
-    ContainerStatus(request: { containerId: string }) {
+    ContainerStatus(request: { containerId: string; verbose?: boolean }) {
       const record = ctx.container(request.containerId);
       const container = ctx.engineContainer(record.id);
-      return Promise.resolve({ status: statusOf(record, container), info: {} });
+      return Promise.resolve({
+        status: statusOf(record, container),
+        // containerd's keys, which scripts read (`crictl inspect -o go-template
+        // --template '{{.info.pid}}'`).
+        info: request.verbose
+          ? {
+            info: JSON.stringify({
+              sandboxID: record.sandboxId,
+              pid: container?.state.Pid ?? 0,
+              removing: false,
+              snapshotKey: container?.snapshotKey ?? "",
+              snapshotter: container?.snapshotter ?? "",
+              runtimeType: "io.containerd.runc.v2",
+              runtimeOptions: { binaryName: container?.runtime ?? "" },
+              config: record.config,
+            }),
+          }
+          : {},
+      });
     },
 
     async UpdateContainerResources(request: { containerId: string; linux: Opt<LinuxResources> }) {
@@ -226,6 +244,8 @@ function statusOf(record: CriContainerRecord, container: Container | undefined) 
     mounts: record.config.mounts ?? [],
     logPath: record.logPath,
     user: container ? userOf(container) : null,
+    // What the container was created or last updated with (the kubelet's in-place resize reads it).
+    resources: record.config.linux?.resources ? { linux: record.config.linux.resources } : null,
   };
 }
 
@@ -261,12 +281,22 @@ async function statsOf(ctx: CriContext, record: CriContainerRecord, given?: Stat
     },
     cpu: usage.cpu,
     memory: usage.memory,
-    writableLayer: {
-      timestamp: Date.now() * 1e6,
-      fsId: { mountpoint: ctx.settings.imageFsPath },
-      usedBytes: { value: 0 },
-      inodesUsed: { value: 0 },
-    },
+    writableLayer: await writableLayerOf(ctx, record.id),
+  };
+}
+
+/** The container's writable layer: its rootfs snapshot's usage (containerd's, as its CRI's). */
+async function writableLayerOf(ctx: CriContext, id: string) {
+  const container = ctx.engineContainer(id);
+  const usage = container
+    ? await ctx.backend.client.snapshots.usage(container.snapshotter, container.snapshotKey)
+      .catch(() => undefined)
+    : undefined;
+  return {
+    timestamp: Date.now() * 1e6,
+    fsId: { mountpoint: ctx.settings.imageFsPath },
+    usedBytes: { value: usage?.size ?? 0 },
+    inodesUsed: { value: usage?.inodes ?? 0 },
   };
 }
 

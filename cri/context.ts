@@ -15,10 +15,11 @@ import type { Logger } from "../engine/log.ts";
 import type { ContainerMonitor } from "../engine/stats.ts";
 import type { Bucket, Store } from "../engine/store.ts";
 import type { CriContainerRecord, SandboxRecord } from "./convert.ts";
+import { PodNetworks } from "./pod_network.ts";
 
 /** The engine's parts the CRI drives (the daemon passes its own). */
 export interface CriBackend {
-  client: Pick<Containerd, "tasks">;
+  client: Pick<Containerd, "tasks" | "snapshots">;
   containers: Pick<
     ContainerManager,
     "create" | "start" | "stop" | "remove" | "get" | "list" | "reopenLog" | "networkSettings"
@@ -41,6 +42,13 @@ export interface CriSettings {
   podNetworking: boolean;
   /** Where image layers live (ImageFsInfo's mount point). */
   imageFsPath: string;
+  /**
+   * The CNI configuration directory (`--cni-conf-dir`): when it holds a network, pods get it
+   * instead of the default bridge (see `pod_network.ts`). No directory: always the bridge.
+   */
+  cniConfDir?: string;
+  /** Where the CNI plugins are (`--cni-bin-dir`). */
+  cniBinDirs?: string[];
 }
 
 /** The shared state of the CRI's RPC groups. */
@@ -49,11 +57,20 @@ export class CriContext {
   readonly settings: CriSettings;
   readonly sandboxes: Bucket<SandboxRecord>;
   readonly containers: Bucket<CriContainerRecord>;
+  /** The pods' networks from the CNI configuration directory, when pods may have networks. */
+  readonly podNetworks: PodNetworks | undefined;
 
   /** The context over `backend`'s store. */
   constructor(backend: CriBackend, settings: CriSettings) {
     this.backend = backend;
     this.settings = settings;
+    this.podNetworks = settings.podNetworking && settings.cniConfDir
+      ? new PodNetworks({
+        confDir: settings.cniConfDir,
+        binDirs: settings.cniBinDirs,
+        log: backend.log,
+      })
+      : undefined;
     this.sandboxes = backend.store.bucket<SandboxRecord>("cri_sandbox");
     this.containers = backend.store.bucket<CriContainerRecord>("cri_container");
   }

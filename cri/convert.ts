@@ -9,6 +9,7 @@ import { invalidArgument } from "../engine/errors.ts";
 import type { Container } from "../engine/container.ts";
 import type { CreateRequest } from "../engine/container.ts";
 import type { StatsJson } from "../engine/stats.ts";
+import type { PodCniState } from "./pod_network.ts";
 import type { HostConfig } from "../engine/types.ts";
 import type {
   ContainerSecurityContext,
@@ -41,6 +42,8 @@ export interface SandboxRecord {
   hostNetwork: boolean;
   /** `notready` once stopped: a stopped sandbox never runs again (the kubelet makes a new one). */
   state: "ready" | "notready";
+  /** The pod's attachment to the CNI configuration directory's network, if it has one. */
+  cni?: PodCniState;
 }
 
 /** What the CRI keeps of a pod's container (store bucket `cri_container`). */

@@ -8,8 +8,15 @@
 import { conflict, invalidArgument } from "../engine/errors.ts";
 import { GrpcCode } from "../engine/grpc_errors.ts";
 import type { CriContext } from "./context.ts";
+import { podIpOf } from "./sandbox.ts";
 import { GrpcStatusError, type Handlers } from "./server.ts";
-import type { StreamingServer, StreamRuntime, StreamSession, StreamSink } from "./streaming.ts";
+import type {
+  StreamingServer,
+  StreamRuntime,
+  StreamSession,
+  StreamSink,
+  TerminalSize,
+} from "./streaming.ts";
 
 /** ExecSync keeps at most this much of each stream, as containerd does (16 MiB). */
 const MAX_EXEC_SYNC_OUTPUT = 16 * 1024 * 1024;
@@ -200,7 +207,7 @@ export function streamRuntime(
   },
 ): StreamRuntime {
   return {
-    async open(request, sink: StreamSink): Promise<StreamSession> {
+    async open(request, sink: StreamSink, size?: TerminalSize): Promise<StreamSession> {
       const tty = request.tty;
       const write = (bytes: Uint8Array) => {
         if (tty) sink.write("stdout", bytes);
@@ -214,6 +221,7 @@ export function streamRuntime(
           write,
           close: () => sink.end({}),
         });
+        if (tty && size) await engine.resize(request.containerId, size).catch(() => {});
         return {
           input: attached.input,
           resize: (size) => void engine.resize(request.containerId, size).catch(() => {}),
@@ -227,6 +235,7 @@ export function streamRuntime(
         AttachStdin: request.stdin,
         AttachStdout: request.stdout,
         AttachStderr: request.stderr,
+        ConsoleSize: tty && size ? [size.height, size.width] : undefined,
       });
       const session = exec.start(execId, {
         write,
@@ -251,11 +260,9 @@ export function streamRuntime(
     portAddress(sandboxId: string, port: number) {
       const sandbox = ctx.sandbox(sandboxId);
       if (sandbox.hostNetwork) return { hostname: "127.0.0.1", port };
-      const settings = ctx.backend.containers.networkSettings(sandbox.id) as {
-        IPAddress?: string;
-      };
-      if (!settings.IPAddress) throw conflict(`pod sandbox ${sandbox.id} has no address`);
-      return { hostname: settings.IPAddress, port };
+      const ip = podIpOf(ctx, sandbox);
+      if (!ip) throw conflict(`pod sandbox ${sandbox.id} has no address`);
+      return { hostname: ip, port };
     },
   };
 }

@@ -21,7 +21,7 @@ import { type CriBackend, CriContext, type CriSettings } from "./context.ts";
 import { execHandlers, streamRuntime } from "./exec.ts";
 import { imageHandlers } from "./image.ts";
 import { runtimeHandlers } from "./runtime.ts";
-import { removeOrphans, sandboxHandlers } from "./sandbox.ts";
+import { reconcilePodNetworks, removeOrphans, sandboxHandlers } from "./sandbox.ts";
 import { IMAGE_SERVICE, RUNTIME_SERVICE, serveGrpc } from "./server.ts";
 import { startStreamingServer } from "./streaming.ts";
 
@@ -56,6 +56,7 @@ export interface CriServer {
  */
 export async function startCri(engine: CriEngine, options: CriOptions): Promise<CriServer> {
   const ctx = new CriContext(engine, options);
+  await reconcilePodNetworks(ctx);
   ctx.restore();
   await removeOrphans(ctx).catch((err) =>
     engine.log.warn("removing CRI orphans failed", { error: messageOf(err) })

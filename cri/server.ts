@@ -12,6 +12,8 @@ import type protobuf from "protobufjs";
 import { GrpcCode, grpcCodeOf } from "../engine/grpc_errors.ts";
 import { messageOf } from "../engine/errors.ts";
 import type { Logger } from "../engine/log.ts";
+import { createServer, type Socket } from "node:net";
+import { rewritingDuplex } from "./_h2_authority.ts";
 import { descriptors } from "./proto/descriptors.ts";
 import { CONVERSION } from "./types.ts";
 
@@ -73,20 +75,37 @@ export async function serveGrpc(
   await Deno.remove(options.path).catch(() => {});
   const dir = options.path.slice(0, options.path.lastIndexOf("/"));
   if (dir) await Deno.mkdir(dir, { recursive: true });
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(
-      `unix://${options.path}`,
-      grpc.ServerCredentials.createInsecure(),
-      (err) => err ? reject(err) : resolve(),
+  // grpc-js serves the connections this listener accepts, through the rewriter that fixes
+  // grpc-go's authorities (see _h2_authority.ts).
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const sockets = new Set<Socket>();
+  const listener = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    injector.injectConnection(
+      rewritingDuplex(socket, (err) => log.warn("CRI connection refused", { error: err.message })),
     );
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.path, () => {
+      listener.off("error", reject);
+      resolve();
+    });
   });
   await Deno.chmod(options.path, 0o660);
   return {
     async close() {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       const done = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      const timer = setTimeout(() => server.forceShutdown(), 2000);
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        for (const socket of sockets) socket.destroy();
+      }, 2000);
       await done;
       clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await closed;
       await Deno.remove(options.path).catch(() => {});
     },
   };

@@ -46,6 +46,23 @@ Deno.test("serveGrpc() answers handlers' results and turns errors into CRI statu
     assert.equal(await codeOf(call("ContainerStatus", { containerId: "x" })), 2);
     assert.equal(await codeOf(call("ExecSync", {})), 4);
     assert.equal(await codeOf(call("ListContainers", {})), 12);
+    // As grpc-go clients dialing a path send it (crictl and the kubelet up to 1.29).
+    const pathClient = new Client(`unix://${path}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": path,
+    });
+    try {
+      const answer = await new Promise<{ runtimeName: string }>((resolve, reject) =>
+        // deno-lint-ignore no-explicit-any
+        (pathClient as any).Version(
+          {},
+          (err: unknown, response: { runtimeName: string }) =>
+            err ? reject(err) : resolve(response),
+        )
+      );
+      assert.equal(answer.runtimeName, "pouch");
+    } finally {
+      pathClient.close();
+    }
   } finally {
     client.close();
     await server.close();

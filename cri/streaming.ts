@@ -50,6 +50,19 @@ export type StreamRequest =
   }
   | { kind: "portforward"; sandboxId: string; ports: number[] };
 
+/** A terminal's size in characters. */
+export interface TerminalSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * How long a TTY session waits for the client's first terminal size before it starts the
+ * process: clients send it right after the streams are up, and a process started before it
+ * came would see a 0x0 terminal (`stty size` fails, full-screen programs draw wrong).
+ */
+const FIRST_SIZE_WAIT_MS = 500;
+
 /** One side of a running stream session, as the runtime drives it. */
 export interface StreamSession {
   /** Input for stdin; `null` closes it. */
@@ -70,10 +83,14 @@ export interface StreamSink {
 
 /** The runtime side: starts what a token stands for. */
 export interface StreamRuntime {
-  /** Starts an exec or attach session; throws if it cannot (the client gets the error). */
+  /**
+   * Starts an exec or attach session; throws if it cannot (the client gets the error). `size` is
+   * the terminal's size when the client sent it before the session started.
+   */
   open(
     request: Extract<StreamRequest, { kind: "exec" | "attach" }>,
     sink: StreamSink,
+    size?: TerminalSize,
   ): Promise<StreamSession>;
   /** The address a port of the pod is reached at from the host. */
   portAddress(sandboxId: string, port: number): { hostname: string; port: number };
@@ -325,6 +342,7 @@ function serveChannels(
     },
   };
   const pending: Uint8Array[] = [];
+  const sizes = terminalSizes(request.tty);
   const onFrame = (frame: Uint8Array) => {
     if (frame.length === 0) return;
     const data = frame.subarray(1);
@@ -338,9 +356,7 @@ function serveChannels(
             Width?: number;
             Height?: number;
           };
-          if (size.Width && size.Height) {
-            session?.resize?.({ width: size.Width, height: size.Height });
-          }
+          if (size.Width && size.Height) sizes.push({ width: size.Width, height: size.Height });
         } catch {
           // A malformed resize is ignored, as the kubelet does.
         }
@@ -354,7 +370,8 @@ function serveChannels(
     const frame = event.data instanceof ArrayBuffer
       ? new Uint8Array(event.data)
       : new TextEncoder().encode(String(event.data));
-    if (session) onFrame(frame);
+    // Sizes are taken at once: the first one is what the process starts with.
+    if (session || frame[0] === CHANNEL_RESIZE) onFrame(frame);
     else pending.push(frame);
   });
   socket.addEventListener("close", () => {
@@ -363,8 +380,9 @@ function serveChannels(
     session?.detach();
   });
   socket.addEventListener("open", () => {
-    options.runtime.open(request, sink).then((opened) => {
+    sizes.first.then((size) => options.runtime.open(request, sink, size)).then((opened) => {
       session = opened;
+      sizes.forward(opened);
       for (const frame of pending.splice(0)) onFrame(frame);
       if (socket.readyState !== WebSocket.OPEN) {
         opened.detach();
@@ -578,6 +596,39 @@ function serveSpdy(
   return session;
 }
 
+/**
+ * A TTY session's terminal sizes: the first one (waited for at most {@link FIRST_SIZE_WAIT_MS}
+ * when `wanted`) starts the process, the later ones resize it once it runs.
+ */
+function terminalSizes(wanted: boolean): {
+  first: Promise<TerminalSize | undefined>;
+  push(size: TerminalSize): void;
+  forward(session: StreamSession): void;
+} {
+  const first = Promise.withResolvers<TerminalSize | undefined>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (wanted) timer = setTimeout(() => first.resolve(undefined), FIRST_SIZE_WAIT_MS);
+  else first.resolve(undefined);
+  let target: StreamSession | undefined;
+  let latest: TerminalSize | undefined;
+  let started: TerminalSize | undefined;
+  first.promise.then((size) => started = size);
+  return {
+    first: first.promise,
+    push(size) {
+      clearTimeout(timer);
+      first.resolve(size);
+      latest = size;
+      target?.resize?.(size);
+    },
+    forward(session) {
+      target = session;
+      // A size that came while the process was starting still applies.
+      if (latest && latest !== started) session.resize?.(latest);
+    },
+  };
+}
+
 /** Splits concatenated JSON objects (the resize stream) as they complete. */
 export function jsonObjects(): (text: string) => unknown[] {
   let pending = "";
@@ -663,20 +714,22 @@ function spdyChannels(
   };
   ready.promise.then(async () => {
     clearTimeout(timer);
-    const opened = await options.runtime.open(request, sink);
-    streams.get("stdin")?.listen(
-      (chunk) => opened.input?.(chunk),
-      () => opened.input?.(null),
-    );
+    const sizes = terminalSizes(request.tty && streams.has("resize"));
     const split = jsonObjects();
     const decoder = new TextDecoder();
     streams.get("resize")?.listen((chunk) => {
       for (
         const size of split(decoder.decode(chunk)) as Array<{ Width?: number; Height?: number }>
       ) {
-        if (size.Width && size.Height) opened.resize?.({ width: size.Width, height: size.Height });
+        if (size.Width && size.Height) sizes.push({ width: size.Width, height: size.Height });
       }
     });
+    const opened = await options.runtime.open(request, sink, await sizes.first);
+    sizes.forward(opened);
+    streams.get("stdin")?.listen(
+      (chunk) => opened.input?.(chunk),
+      () => opened.input?.(null),
+    );
     session.done.then(() => opened.detach());
   }).catch((err) => {
     clearTimeout(timer);

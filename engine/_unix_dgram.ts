@@ -1,7 +1,9 @@
 /**
  * Unix datagram sockets through libc (Deno's stable API has none): what the syslog log driver
- * sends to `/dev/log` with, and what its tests receive with. Sends never block: a full receive
- * queue drops the message, as syslog over a datagram socket may.
+ * sends to `/dev/log` with, what `sd_notify` sends to systemd with (`notify.ts`), and what their
+ * tests receive with. Sends never block: a full receive queue drops the message, as syslog over
+ * a datagram socket may. A path starting with `@` names an abstract socket (its first byte is
+ * NUL on the wire).
  *
  * @module
  */
@@ -35,13 +37,23 @@ function errno(): number {
   return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
 }
 
-/** `struct sockaddr_un` for `path`. */
-function sockaddr(path: string): Uint8Array {
+/** `sizeof(struct sockaddr_un)`: a 2-byte family and 108 bytes of path. */
+const SOCKADDR_UN_SIZE = 110;
+
+/**
+ * `struct sockaddr_un` for `path` (`@name`: abstract), as long as it must be passed: an abstract
+ * name's `@` becomes its leading NUL and its length counts no terminator.
+ */
+export function sockaddr(path: string): Uint8Array {
   const bytes = new TextEncoder().encode(path);
-  if (bytes.length > 107) throw new Error(`unix socket path too long: ${path}`);
-  const address = new Uint8Array(2 + bytes.length + 1);
+  if (bytes.length === 0 || bytes.length >= SOCKADDR_UN_SIZE - 2) {
+    throw new Error(`invalid unix socket path ${JSON.stringify(path)}`);
+  }
+  const abstract = path.startsWith("@");
+  const address = new Uint8Array(2 + bytes.length + (abstract ? 0 : 1));
   new DataView(address.buffer).setUint16(0, AF_UNIX, true);
   address.set(bytes, 2);
+  if (abstract) address[2] = 0;
   return address;
 }
 

@@ -126,7 +126,16 @@ export async function resolveInRoot(
     if (++links > MAX_SYMLINKS) {
       throw invalidArgument(`too many levels of symbolic links resolving ${path}`);
     }
-    const target = await Deno.readLink(candidate);
+    let target: string;
+    try {
+      target = await Deno.readLink(candidate);
+    } catch (err) {
+      // A magic link such as the container's /proc/self points nowhere seen from the daemon.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      missing = true;
+      resolved.push(part);
+      continue;
+    }
     if (target.startsWith("/")) resolved.length = 0;
     pending.unshift(...target.split("/"));
   }
@@ -538,6 +547,45 @@ function entryComponents(name: string): string[] {
   return parts;
 }
 
+/**
+ * Docker's breakout rule for an image layer's entry (moby `UnpackLayer`): its name, a hard
+ * link's target, and a symlink's target taken from the link's directory may not climb above
+ * the layer's root. Absolute names are refused too (Docker would read them from the root; no
+ * tar tool writes them unless told to). Absolute link targets are read from the root.
+ * containerd's applier would only clamp such entries into the root; refusing them up front
+ * keeps an image from being made of a hostile archive at all.
+ *
+ * @throws InvalidArgument naming the entry.
+ */
+export function checkLayerEntry(entry: { name: string; type: string; linkname: string }): void {
+  const climbs = (parts: string[]) => {
+    let level = 0;
+    for (const part of parts) {
+      if (part === "" || part === ".") continue;
+      level += part === ".." ? -1 : 1;
+      if (level < 0) return true;
+    }
+    return false;
+  };
+  const name = entry.name.split("/");
+  if (entry.name.startsWith("/")) {
+    throw invalidArgument(`invalid tar entry ${JSON.stringify(entry.name)}: absolute path`);
+  }
+  if (climbs(name)) {
+    throw invalidArgument(`${JSON.stringify(entry.name)} is outside of the layer's root`);
+  }
+  const link = entry.linkname.split("/");
+  const dir = name.filter((p) => p !== "" && p !== ".").slice(0, -1);
+  if (
+    (entry.type === "hardlink" && climbs(link)) ||
+    (entry.type === "symlink" && climbs([...dir, ...link]))
+  ) {
+    throw invalidArgument(
+      `invalid ${entry.type} ${JSON.stringify(entry.name)} -> ${JSON.stringify(entry.linkname)}`,
+    );
+  }
+}
+
 /** Docker's rule: a relative symlink may not point above the directory it is extracted to. */
 function checkSymlink(name: string, target: string): void {
   if (target.startsWith("/")) return; // Absolute targets are resolved in the container's root.
@@ -615,10 +663,22 @@ export async function overlayChanges(upper: string, lowers: string[]): Promise<C
   };
   async function walk(dir: string, prefix: string): Promise<void> {
     const names: string[] = [];
-    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+    // The container (or a `cp` into it) may remove what is being listed: gone is unchanged.
+    const gone = (err: unknown) => {
+      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+        return undefined;
+      }
+      throw err;
+    };
+    try {
+      for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+    } catch (err) {
+      gone(err);
+    }
     for (const name of names.sort()) {
       const path = `${prefix}/${name}`;
-      const info = await Deno.lstat(`${dir}/${name}`);
+      const info = await Deno.lstat(`${dir}/${name}`).catch(gone);
+      if (!info) continue;
       if (info.isCharDevice && (info.rdev ?? 0) === 0) {
         changes.push({ Path: path, Kind: 2 });
         continue;

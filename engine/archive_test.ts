@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isInvalidArgument } from "./errors.ts";
-import { extractTar, overlayChanges, resolveInRoot } from "./archive.ts";
+import { checkLayerEntry, extractTar, overlayChanges, resolveInRoot } from "./archive.ts";
 import { type TarInput, tarStream } from "./tar.ts";
 
 async function tempTree(): Promise<{ dir: string } & AsyncDisposable> {
@@ -118,4 +118,27 @@ Deno.test("overlayChanges() classifies added, modified and deleted paths", async
     { Path: "/new", Kind: 1 },
     { Path: "/new/file", Kind: 1 },
   ]);
+});
+
+Deno.test("checkLayerEntry() refuses layer entries that climb out, as Docker's UnpackLayer", () => {
+  const ok = (name: string, type = "file", linkname = "") =>
+    checkLayerEntry({ name, type, linkname });
+  ok("etc/passwd");
+  ok("a/../b");
+  ok("usr/bin/sh", "symlink", "../../bin/busybox");
+  ok("bin/sh", "symlink", "/bin/busybox");
+  ok("bin/ln", "hardlink", "bin/busybox");
+  for (
+    const [name, type, linkname] of [
+      ["../escape", "file", ""],
+      ["a/../../escape", "file", ""],
+      ["/../escape", "file", ""],
+      ["/etc/passwd", "file", ""],
+      ["hard", "hardlink", "../../etc/passwd"],
+      ["link", "symlink", "../../outside"],
+      ["a/b/link", "symlink", "../../../outside"],
+    ]
+  ) {
+    assert.throws(() => ok(name!, type, linkname), (err: unknown) => isInvalidArgument(err), name);
+  }
 });

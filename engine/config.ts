@@ -579,7 +579,9 @@ function keyValues(list: string[], what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list) {
     const [key, value] = splitOnce(item, "=");
-    if (!key || !item.includes("=")) throw invalidArgument(`invalid ${what} ${item}: want KEY=VALUE`);
+    if (!key || !item.includes("=")) {
+      throw invalidArgument(`invalid ${what} ${item}: want KEY=VALUE`);
+    }
     out[key] = value;
   }
   return out;

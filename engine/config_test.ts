@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "./config.ts";
+import { defaultConfig, loadConfig } from "./config.ts";
 import { isInvalidArgument } from "./errors.ts";
 
 async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
@@ -191,4 +191,63 @@ Deno.test("loadConfig() reads the CRI flags and their config keys", async () => 
       isInvalidArgument,
     );
   });
+});
+
+Deno.test("loadConfig() reads --log-level and --group, from flags or the file", async () => {
+  await withFile(JSON.stringify({ "log-level": "warn", group: "docker" }), async (path) => {
+    const fromFile = await loadConfig(["--config-file", path]);
+    assert.ok(fromFile !== "help");
+    assert.equal(fromFile.logLevel, "warn");
+    assert.equal(fromFile.group, "docker");
+    const fromFlags = await loadConfig([
+      "--config-file",
+      path,
+      "--log-level",
+      "error",
+      "--group",
+      "ops",
+    ]);
+    assert.ok(fromFlags !== "help");
+    assert.equal(fromFlags.logLevel, "error");
+    assert.equal(fromFlags.group, "ops");
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--log-level", "loud"]),
+      (err) => isInvalidArgument(err),
+    );
+  });
+  assert.equal(defaultConfig().group, "pouch");
+  assert.equal(defaultConfig().logLevel, "info");
+});
+
+Deno.test("loadConfig() takes the default log driver, its options and the plugins", async () => {
+  await withFile(
+    JSON.stringify({
+      "log-driver": "json-file",
+      "log-opts": { "max-size": "10m" },
+      "plugin-dir": "/srv/plugins",
+      plugins: ["/opt/site.ts"],
+    }),
+    async (path) => {
+      const config = await loadConfig(["--config-file", path, "--plugin", "/opt/exe"]);
+      assert.ok(config !== "help");
+      assert.equal(config.logDriver, "json-file");
+      assert.deepEqual(config.logOpts, { "max-size": "10m" });
+      assert.equal(config.pluginDir, "/srv/plugins");
+      assert.deepEqual(config.plugins, ["/opt/site.ts", "/opt/exe"]);
+      const flags = await loadConfig([
+        "--config-file",
+        path,
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        "syslog-address=udp://127.0.0.1:514",
+      ]);
+      assert.ok(flags !== "help");
+      assert.deepEqual(flags.logOpts, { "syslog-address": "udp://127.0.0.1:514" });
+    },
+  );
+  assert.equal(defaultConfig().pluginDir, "/etc/pouch/plugins");
+  await assert.rejects(loadConfig(["--log-driver", "fluentd"]), isInvalidArgument);
+  await assert.rejects(loadConfig(["--log-opt", "max-files=2"]), isInvalidArgument);
+  await assert.rejects(loadConfig(["--log-opt", "nokey"]), isInvalidArgument);
 });

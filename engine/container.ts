@@ -61,6 +61,7 @@ import {
   validateRich,
 } from "./rich.ts";
 import type { LxcfsManager } from "./lxcfs.ts";
+import type { PluginManager } from "./plugins.ts";
 import type { NetworkManager } from "../network/mod.ts";
 import {
   readHostFile,
@@ -244,6 +245,8 @@ export interface ContainerManagerOptions {
   enableLxcfs?: boolean;
   /** The daemon's log driver and options (`--log-driver`, `--log-opt`); default json-file. */
   logConfig?: LogConfig;
+  /** Hook plugins' container hooks (see plugins.ts). */
+  plugins?: Pick<PluginManager, "beforeCreate" | "beforeStart" | "afterStop">;
   /**
    * The network manager (networks, CNI, published ports); without it a container gets a
    * namespace of its own with only `lo` (`default`, `bridge`, `none`) or the host's.
@@ -353,6 +356,7 @@ export class ContainerManager {
   readonly #enableLxcfs: boolean;
   readonly #networks: ContainerNetworking | undefined;
   readonly #logConfig: LogConfig;
+  readonly #plugins: ContainerManagerOptions["plugins"];
   #closing = false;
   #limits: DaemonLimits | undefined;
 
@@ -376,6 +380,7 @@ export class ContainerManager {
     this.#enableLxcfs = options.enableLxcfs ?? false;
     this.#networks = options.networks;
     this.#logConfig = options.logConfig ?? { Type: "json-file", Config: {} };
+    this.#plugins = options.plugins;
   }
 
   /** The running containers that use lxcfs, with their init's pid (for remounting). */
@@ -474,6 +479,8 @@ export class ContainerManager {
     options: { name?: string; criLogPath?: string } = {},
   ): Promise<{ Id: string; Warnings: string[] }> {
     const warnings: string[] = [];
+    // Plugins see the request as the client sent it, before any check (PouchContainer's PreCreate).
+    if (this.#plugins) request = await this.#plugins.beforeCreate(request, { name: options.name });
     const { HostConfig: hostConfigIn, NetworkingConfig: networking, ...configIn } = request;
     const hostConfig: HostConfig = { ...(hostConfigIn ?? {}) };
     const config: ContainerConfig = { ...configIn };
@@ -1094,6 +1101,7 @@ export class ContainerManager {
     if (container.state.Status === "running" || container.state.Status === "paused") {
       throw notModified("container already started");
     }
+    await this.#plugins?.beforeStart(container);
     const live = this.#liveOf(id);
     // A task left from an earlier run (exit recorded while we were busy) must go first.
     await this.#client.tasks.delete(id).catch(() => {});
@@ -1130,6 +1138,7 @@ export class ContainerManager {
         stderr: fifos.stderr,
         terminal: tty,
       });
+      pump.attached();
     } catch (err) {
       await stdin?.close();
       await pump.abandon();
@@ -1270,7 +1279,12 @@ export class ContainerManager {
       if (abort.signal.aborted) return;
       await pump.settle(5000);
       await log?.close();
+      const record = this.#records.find(id);
       await this.#recordExit(id, exit);
+      // Told after the exit is recorded; a restart the policy schedules does not wait for it.
+      if (record && this.#plugins) {
+        void this.#plugins.afterStop({ ...record, exitCode: exit?.exitStatus ?? 255 });
+      }
     })().catch((err) => this.#log.error("monitoring a container failed", { id, error: err }));
   }
 
@@ -1928,6 +1942,8 @@ export class ContainerManager {
         hub: live.hub,
         log,
         keepOpen: keepsOutputOpen(record),
+        // The shim holds the write ends already.
+        attached: true,
       });
       live.pump = pump;
       live.log = log;

@@ -7,6 +7,7 @@
  */
 import { createApi } from "./api/mod.ts";
 import { ContainerFiles } from "./archive.ts";
+import { DiskUsage } from "./disk_usage.ts";
 import { DAEMON_USAGE, type DaemonConfig, loadConfig } from "./config.ts";
 import { ContainerManager } from "./container.ts";
 import { connectContainerd, type Containerd } from "./containerd.ts";
@@ -16,6 +17,7 @@ import { ExecManager } from "./exec.ts";
 import { ImageManager } from "./image.ts";
 import { Logger } from "./log.ts";
 import { LxcfsManager } from "./lxcfs.ts";
+import { loadPlugins } from "./plugins.ts";
 import { lockHome } from "./lock.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { claimNotifySocket, notifyManager } from "./notify.ts";
@@ -81,6 +83,10 @@ async function serve(
   });
 
   try {
+    // Hook plugins load first: their daemon.beforeStart runs before anything starts.
+    const hookPlugins = await loadPlugins({ dir: config.pluginDir, paths: config.plugins, log });
+    const daemonInfo = { homeDir: home, listen: config.listen, pid: Deno.pid };
+    await hookPlugins.daemonBeforeStart(daemonInfo);
     let address = config.containerd.replace(/^unix:\/\//, "");
     if (!address) {
       const dir = `${home}/containerd`;
@@ -128,6 +134,7 @@ async function serve(
       drivers: [new LocalDriver({ root: volumeRoot }), new TmpfsDriver({ root: volumeRoot })],
       resolveDriver: (name) => plugins.resolve(name),
       events,
+      beforeCreate: (request) => hookPlugins.beforeVolumeCreate(request),
     });
     // The container manager and the network manager ask each other: wired just below.
     const manager: { containers?: ContainerManager } = {};
@@ -206,6 +213,7 @@ async function serve(
       enableLxcfs: config.enableLxcfs,
       networks,
       logConfig: { Type: config.logDriver, Config: config.logOpts },
+      plugins: hookPlugins,
     });
     manager.containers = containers;
     await containers.restore();
@@ -243,6 +251,8 @@ async function serve(
       volumes,
       networks,
       metrics,
+      plugins: hookPlugins,
+      disk: new DiskUsage({ client, containers, images, volumes, log }),
       log,
     });
     const server = await serveApi(app, { listen: config.listen, log, group: config.group });
@@ -260,8 +270,10 @@ async function serve(
         listen: config.listenCri,
         streamPort: config.streamServerPort,
         sandboxImage: config.sandboxImage,
-        // Pods get the default bridge network from the network manager.
+        // Pods get the network of --cni-conf-dir, or the network manager's default bridge.
         podNetworking: true,
+        cniConfDir: config.cniConfDir,
+        cniBinDirs: config.cniBinDirs,
         imageFsPath: `${home}/containerd/root/io.containerd.snapshotter.v1.${config.snapshotter}`,
       });
       cleanup.push(() => cri.close());
@@ -273,6 +285,7 @@ async function serve(
     const signal = await shutdown.promise;
     log.info("shutting down", { signal });
     notifyManager("STOPPING=1\nSTATUS=stopping: draining API requests", log);
+    await hookPlugins.daemonBeforeStop(daemonInfo);
     return 0;
   } finally {
     for (const step of cleanup.reverse()) {

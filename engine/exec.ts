@@ -385,6 +385,8 @@ export class ExecManager {
     }).catch(() => undefined);
     try {
       exec.pid = (await this.#client.tasks.start(container.id, exec.id)).pid;
+      // The shim opens an exec's FIFOs at its start, not at its creation.
+      pump.attached();
     } catch (err) {
       abort.abort();
       await this.#client.tasks.delete(container.id, exec.id).catch(() => {});

@@ -48,6 +48,7 @@ import {
   RegistryClient,
   type RegistrySession,
 } from "./registry.ts";
+import { checkLayerEntry } from "./archive.ts";
 import { gunzip, isGzip, maybeGunzip, readTar, type TarInput, tarStream } from "./tar.ts";
 import type { ContainerConfig, ImageConfigBlob, ImageRunConfig } from "./types.ts";
 
@@ -1066,8 +1067,9 @@ export class ImageManager {
       throw err;
     }
     using check = await Deno.open(layerFile.tmp);
-    for await (const _entry of readTar(check.readable, { gunzip: false })) {
-      // Reading the headers is the check; bodies are skipped.
+    for await (const entry of readTar(check.readable, { gunzip: false })) {
+      // Reading the headers is the check (bodies are skipped), with Docker's breakout rule.
+      checkLayerEntry(entry);
     }
     const layer: Descriptor = {
       mediaType: MediaType.dockerLayer,

@@ -224,7 +224,7 @@ function renderTag(template: string, target: Pick<LogTarget, "id" | "name" | "im
     ImageName: target.image,
     DaemonName: "pouch",
   };
-  const tag = template.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (whole, field: string) => {
+  const tag = template.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_whole, field: string) => {
     const value = fields[field];
     if (value === undefined) {
       throw invalidArgument(`invalid log tag ${template}: no field ${field}`);

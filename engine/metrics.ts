@@ -191,21 +191,25 @@ export class DaemonMetrics {
   /** Metrics over the daemon's parts. */
   constructor(sources: DaemonMetricsSources) {
     const r = this.registry;
-    r.register(new Gauge("pouch_engine_info", "The daemon's version and setup.", () => [
-      { labels: sources.info, value: 1 },
-    ]));
-    r.register(new Gauge("pouch_containers", "Containers by state.", () => {
-      const counts: Record<string, number> = {
-        created: 0,
-        running: 0,
-        paused: 0,
-        restarting: 0,
-        exited: 0,
-        dead: 0,
-      };
-      for (const state of sources.containerStates()) counts[state] = (counts[state] ?? 0) + 1;
-      return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
-    }));
+    r.register(
+      new Gauge("pouch_engine_info", "The daemon's version and setup.", () => [
+        { labels: sources.info, value: 1 },
+      ]),
+    );
+    r.register(
+      new Gauge("pouch_containers", "Containers by state.", () => {
+        const counts: Record<string, number> = {
+          created: 0,
+          running: 0,
+          paused: 0,
+          restarting: 0,
+          exited: 0,
+          dead: 0,
+        };
+        for (const state of sources.containerStates()) counts[state] = (counts[state] ?? 0) + 1;
+        return Object.entries(counts).map(([state, value]) => ({ labels: { state }, value }));
+      }),
+    );
     this.#apiRequests = r.register(
       new Counter("pouch_api_requests_total", "API requests by method, route and status."),
     );

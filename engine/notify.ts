@@ -1,51 +1,12 @@
 /**
  * systemd's notification protocol (`sd_notify`): datagrams such as `READY=1` sent to the unix
- * socket named by `$NOTIFY_SOCKET`. Deno has no datagram unix socket in its stable API, so the
- * socket is made and written through libc by FFI, as `stdio.ts` does for mkfifo.
- *
- * A path starting with `@` names an abstract socket (its first byte is NUL on the wire).
+ * socket named by `$NOTIFY_SOCKET` (a path, or `@name` for an abstract socket), sent through
+ * `_unix_dgram.ts` since Deno's stable API has no datagram unix socket.
  *
  * @module
  */
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-/** No SIGPIPE when the receiver is gone: the daemon must not die of a closed socket. */
-const MSG_NOSIGNAL = 0x4000;
-const MSG_DONTWAIT = 0x40;
-/** `sizeof(struct sockaddr_un)`: a 2-byte family and 108 bytes of path. */
-const SOCKADDR_UN_SIZE = 110;
-
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
-
-let libc: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
-
-function open(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
-  libc ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return libc.symbols;
-}
-
-/** `struct sockaddr_un` for `path` (`@name`: abstract) and the length to pass with it. */
-export function socketAddress(path: string): { address: Uint8Array; length: number } {
-  const name = new TextEncoder().encode(path);
-  const abstract = path.startsWith("@");
-  if (name.length === 0 || name.length >= SOCKADDR_UN_SIZE - 2) {
-    throw new Error(`invalid notify socket ${JSON.stringify(path)}`);
-  }
-  const address = new Uint8Array(SOCKADDR_UN_SIZE);
-  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
-  address.set(name, 2);
-  // An abstract name's `@` becomes its leading NUL and its length counts no terminator.
-  if (abstract) address[2] = 0;
-  return { address, length: 2 + name.length + (abstract ? 0 : 1) };
-}
+import { UnixDatagramSocket } from "./_unix_dgram.ts";
 
 /** The socket {@link claimNotifySocket} took from the environment. */
 let claimed: string | undefined;
@@ -74,17 +35,12 @@ export interface NotifyOptions {
 export function sdNotify(state: string, options: NotifyOptions = {}): boolean {
   const path = options.socket ?? claimed ?? Deno.env.get("NOTIFY_SOCKET");
   if (!path) return false;
-  const { address, length } = socketAddress(path);
-  const c = open();
-  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new Error("cannot create the notify socket");
+  const socket = UnixDatagramSocket.connect(path);
   try {
-    const message = new TextEncoder().encode(state);
-    const sent = c.sendto(fd, message, BigInt(message.length), MSG_NOSIGNAL, address, length);
-    if (Number(sent) !== message.length) throw new Error(`cannot notify ${path}`);
+    if (!socket.send(new TextEncoder().encode(state))) throw new Error(`cannot notify ${path}`);
     return true;
   } finally {
-    c.close(fd);
+    socket.close();
   }
 }
 
@@ -93,12 +49,11 @@ export function sdNotify(state: string, options: NotifyOptions = {}): boolean {
  * sends: the service manager's side, for tests and for tools that supervise the daemon.
  */
 export class NotifyListener {
-  readonly #fd: number;
+  readonly #socket: UnixDatagramSocket;
   readonly path: string;
 
   /** Binds `path` (`@name`: abstract); a file at `path` is replaced. */
   constructor(path: string) {
-    const c = open();
     if (!path.startsWith("@")) {
       try {
         Deno.removeSync(path);
@@ -106,32 +61,22 @@ export class NotifyListener {
         // Nothing there.
       }
     }
-    const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new Error("cannot create a datagram socket");
-    const { address, length } = socketAddress(path);
-    if (c.bind(fd, address, length) !== 0) {
-      c.close(fd);
-      throw new Error(`cannot bind ${path}`);
-    }
-    this.#fd = fd;
+    this.#socket = UnixDatagramSocket.bind(path);
     this.path = path;
   }
 
   /** The datagrams queued so far (without waiting). */
   drain(): string[] {
-    const c = open();
-    const buffer = new Uint8Array(4096);
     const out: string[] = [];
-    while (true) {
-      const n = Number(c.recv(this.#fd, buffer, BigInt(buffer.length), MSG_DONTWAIT));
-      if (n < 0) return out;
-      out.push(new TextDecoder().decode(buffer.subarray(0, n)));
+    for (let datagram = this.#socket.receive(); datagram; datagram = this.#socket.receive()) {
+      out.push(new TextDecoder().decode(datagram));
     }
+    return out;
   }
 
   /** Closes the socket and removes its file. */
   close(): void {
-    open().close(this.#fd);
+    this.#socket.close();
     if (!this.path.startsWith("@")) {
       try {
         Deno.removeSync(this.path);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { NotifyListener, sdNotify, socketAddress } from "./notify.ts";
+import { sockaddr } from "./_unix_dgram.ts";
+import { NotifyListener, sdNotify } from "./notify.ts";
 
 Deno.test("sdNotify() delivers states to a socket path", async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-notify-" });
@@ -37,9 +38,9 @@ Deno.test("sdNotify() is a no-op without NOTIFY_SOCKET and fails when nobody lis
   assert.throws(() => sdNotify("READY=1", { socket: "/nonexistent/notify.sock" }));
 });
 
-Deno.test("socketAddress() encodes abstract names with a leading NUL and no terminator", () => {
-  const { address, length } = socketAddress("@abc");
-  assert.deepEqual([...address.subarray(0, 6)], [1, 0, 0, 0x61, 0x62, 0x63]);
-  assert.equal(length, 2 + 4);
-  assert.equal(socketAddress("/a").length, 2 + 2 + 1);
+Deno.test("sockaddr() encodes abstract names with a leading NUL and no terminator", () => {
+  const address = sockaddr("@abc");
+  assert.deepEqual([...address], [1, 0, 0, 0x61, 0x62, 0x63]);
+  assert.equal(address.length, 2 + 4);
+  assert.equal(sockaddr("/a").length, 2 + 2 + 1);
 });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
+  importBusyboxVariant,
   inspectContainer as inspect,
   pouchOk as ok,
   startDaemon,
@@ -160,8 +161,8 @@ Deno.test("systemd notify, socket group, one daemon per home, SIGHUP reload", as
       ]);
       assert.equal(info.RegistryConfig.IndexConfigs["registry.example:5000"].Secure, false);
       const text = await ok(daemon, ["info"]);
-      assert.match(text, /Registry Mirrors:\n  https:\/\/hub-mirror\.example\/\n/);
-      assert.match(text, /Insecure Registries:\n(  .*\n)*  registry\.example:5000\n/);
+      assert.match(text, /Registry Mirrors:\n {2}https:\/\/hub-mirror\.example\/\n/);
+      assert.match(text, /Insecure Registries:\n( {2}.*\n)* {2}registry\.example:5000\n/);
       assert.match(await daemon.log(), /config changes that need a daemon restart.*keys=mtu/);
       await waitFor(() => messages.slice(before).some((m) => m.includes("READY=1")));
       const reload = messages.slice(before);
@@ -186,6 +187,35 @@ Deno.test("systemd notify, socket group, one daemon per home, SIGHUP reload", as
     polling = false;
     await poller;
     client.close();
+    notify.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with --enable-cri, READY=1 waits for the CRI socket too", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-notify-cri-" });
+  const notify = new NotifyListener(`${dir}/notify.sock`);
+  const cri = `${dir}/cri.sock`;
+  let criAtReady: boolean | undefined;
+  let polling = true;
+  const poller = (async () => {
+    while (polling && criAtReady === undefined) {
+      if (notify.drain().some((m) => m.includes("READY=1"))) {
+        criAtReady = (await Deno.stat(cri).catch(() => undefined))?.isSocket === true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  try {
+    await using _daemon = await startDaemon({
+      args: ["--enable-cri", "--listen-cri", `unix://${cri}`, "--stream-server-port", "0"],
+      env: { NOTIFY_SOCKET: notify.path },
+    });
+    await waitFor(() => criAtReady !== undefined, { message: "no READY=1" });
+    assert.equal(criAtReady, true);
+  } finally {
+    polling = false;
+    await poller;
     notify.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -323,8 +353,109 @@ Deno.test("GET /metrics, info's runtimes and a crun container", async (t) => {
       } else {
         // crun 1.8 refuses hybrid cgroup hosts such as this one.
         assert.equal(run.code, 125, run.stderr);
-        assert.match(run.stderr, /crun|cgroups in hybrid mode not supported/);
+        assert.match(run.stderr, /OCI runtime create failed: cgroups in hybrid mode not supported/);
       }
     });
   }, { config: { runtimes: { crun: { path: "/usr/bin/crun" } } } });
+});
+
+Deno.test("system df reports sizes and system prune removes what nothing uses", async (t) => {
+  await withBusyboxDaemon(async (daemon) => {
+    await ok(daemon, ["run", "-d", "--name", "up", "busybox", "sleep", "1000"]);
+    await ok(daemon, [
+      "run",
+      "--name",
+      "down",
+      "busybox",
+      "sh",
+      "-c",
+      "head -c 200000 /dev/zero >/big",
+    ]);
+    const downId = (await inspect(daemon, "down")).Id;
+    await ok(daemon, ["volume", "create", "idle"]);
+    const volume = JSON.parse((await daemon.api("GET", "/volumes/idle")).body);
+    await Deno.writeTextFile(`${volume.Mountpoint}/data`, "x".repeat(50_000));
+    await ok(daemon, ["network", "create", "prunenet"]);
+    await importBusyboxVariant(daemon, "unused:1", { version: "1", changes: [] });
+    // Moving its only tag to another image leaves dang:1's first image dangling.
+    await importBusyboxVariant(daemon, "dang:1", { version: "a", changes: [] });
+    await ok(daemon, ["tag", "unused:1", "dang:1"]);
+
+    await t.step("GET /system/df has Docker's shape with sizes", async () => {
+      const df = JSON.parse((await daemon.api("GET", "/system/df")).body);
+      assert.ok(df.LayersSize > 0);
+      assert.equal(df.Images.length, 3);
+      const busybox = df.Images.find((i: { RepoTags: string[] }) =>
+        i.RepoTags.includes("busybox:latest")
+      );
+      assert.equal(busybox.Containers, 2);
+      const down = df.Containers.find((c: { Names: string[] }) => c.Names[0] === "/down");
+      assert.ok(down.SizeRw >= 200_000, `SizeRw ${down.SizeRw}`);
+      assert.ok(down.SizeRootFs > down.SizeRw);
+      const idle = df.Volumes.find((v: { Name: string }) => v.Name === "idle");
+      assert.deepEqual(idle.UsageData, { RefCount: 0, Size: 50_000 });
+      assert.deepEqual(df.BuildCache, []);
+    });
+
+    await t.step("pouch system df and docker system df print the table", async () => {
+      const text = await ok(daemon, ["system", "df"]);
+      const rows = text.trim().split("\n").map((l) => l.split(/ {2,}/));
+      assert.deepEqual(rows[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+      assert.deepEqual(rows[1]!.slice(0, 3), ["Images", "3", "1"]);
+      assert.deepEqual(rows[2]!.slice(0, 3), ["Containers", "2", "1"]);
+      assert.match(rows[2]![4]!, /^2\d\d(\.\d+)?kB \(\d+%\)$/);
+      assert.deepEqual(rows[3], ["Local Volumes", "1", "0", "50kB", "50kB (100%)"]);
+      const docker = await daemon.docker(["system", "df"]);
+      assert.equal(docker.code, 0, docker.stderr);
+      assert.match(docker.stdout, /Local Volumes\s+1\s+0\s+50kB/);
+    });
+
+    await t.step("system prune asks first; anything but y cancels", async () => {
+      for (const stdin of [undefined, "n\n"]) {
+        const refused = await daemon.pouch(["system", "prune"], {
+          stdin: stdin === undefined ? undefined : new TextEncoder().encode(stdin),
+        });
+        assert.equal(refused.code, 1);
+        assert.match(refused.stdout, /WARNING! This will remove:\n {2}- all stopped containers\n/);
+        assert.match(refused.stdout, /Are you sure you want to continue\? \[y\/N\] $/);
+        assert.equal(refused.stderr, "system prune has been cancelled\n");
+      }
+      assert.equal((await inspect(daemon, "down")).State.Status, "exited");
+    });
+
+    await t.step(
+      "system prune, confirmed: stopped containers, networks, dangling images",
+      async () => {
+        const pruned = await daemon.pouch(["system", "prune"], {
+          stdin: new TextEncoder().encode("y\n"),
+        });
+        assert.equal(pruned.code, 0, pruned.stderr);
+        const text = pruned.stdout;
+        assert.match(text, new RegExp(`Deleted Containers:\n${downId}\n`));
+        assert.match(text, /Deleted Networks:\nprunenet\n/);
+        assert.match(text, /Deleted Images:\n(deleted: sha256:[0-9a-f]{64}\n)+/);
+        assert.match(text, /Total reclaimed space: [\d.]+[kM]?B\n$/);
+        assert.equal((await daemon.api("GET", "/containers/down/json")).status, 404);
+        assert.equal((await inspect(daemon, "up")).State.Status, "running");
+        assert.equal((await daemon.api("GET", "/volumes/idle")).status, 200);
+        const images = await ok(daemon, ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        assert.deepEqual(images.trim().split("\n").sort(), [
+          "busybox:latest",
+          "dang:1",
+          "unused:1",
+        ]);
+      },
+    );
+
+    await t.step("system prune -a --volumes -f: every unused image and volume", async () => {
+      const text = await ok(daemon, ["system", "prune", "-a", "--volumes", "-f"]);
+      assert.match(text, /Deleted Volumes:\nidle\n/);
+      assert.match(text, /untagged: unused:1\n/);
+      assert.match(text, /untagged: dang:1\n/);
+      const images = await ok(daemon, ["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+      assert.equal(images.trim(), "busybox:latest");
+      assert.equal((await daemon.api("GET", "/volumes/idle")).status, 404);
+      assert.equal((await inspect(daemon, "up")).State.Status, "running");
+    });
+  });
 });

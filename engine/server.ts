@@ -67,6 +67,7 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
       res.end(JSON.stringify({ message: "the daemon is shutting down" }));
       return Promise.resolve();
     }
+    if (endlessStream(req.method, req.url)) return requestListener(req, res);
     inFlight++;
     res.once("close", () => {
       if (--inFlight === 0) drained.resolve();
@@ -83,6 +84,9 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
+      // A client that leaves before the answer (EPIPE, ECONNRESET) must not take the daemon
+      // with it: node:http leaves an upgraded socket's errors to us, unhandled they throw.
+      socket.on("error", (err: Error) => log.debug("upgraded connection failed", { error: err }));
       handleUpgrade(app, { req, socket, head, log }).catch((err) => {
         log.error("upgraded request failed", { error: err });
         socket.destroy();
@@ -214,6 +218,24 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   joined.set(a);
   joined.set(b, a.length);
   return joined;
+}
+
+/**
+ * Whether a request streams until its client leaves (`/events`, `logs?follow=1`, `stats`
+ * without `stream=0`): a shutdown does not wait for those, as they never finish on their own.
+ */
+export function endlessStream(method: string | undefined, url: string | undefined): boolean {
+  if (method !== "GET" || !url) return false;
+  const { pathname, searchParams } = new URL(url, "http://pouch");
+  const yes = (key: string, byDefault: boolean) => {
+    const value = searchParams.get(key);
+    if (value === null || value === "") return byDefault;
+    return !["0", "false", "no", "none"].includes(value.toLowerCase());
+  };
+  if (/\/events$/.test(pathname)) return true;
+  if (/\/containers\/[^/]+\/logs$/.test(pathname)) return yes("follow", false);
+  if (/\/containers\/[^/]+\/stats$/.test(pathname)) return yes("stream", true);
+  return false;
 }
 
 /** The gid of group `name` from /etc/group; undefined when there is no such group. */

@@ -14,7 +14,8 @@
  * because root here lacks CAP_SYS_RESOURCE and runc would die with "can't get final child's PID
  * from pipe: EOF"; both are clamped with a warning.
  *
- * Not yet here: seccomp and AppArmor profiles, named volumes, `--device`, `container:` modes.
+ * Seccomp is Docker's default profile (see `seccomp.ts`) unless privileged or told otherwise.
+ * Not yet here: AppArmor profiles, `--device`.
  *
  * @module
  */
@@ -22,6 +23,13 @@
 import { invalidArgument, notImplemented } from "./errors.ts";
 import type { ContainerConfig, HostConfig, ImageRunConfig, MountSpec } from "./types.ts";
 import type { ResolvedUser } from "./user.ts";
+import {
+  defaultSeccompProfile,
+  type OciSeccomp,
+  parseSeccompProfile,
+  seccompFor,
+  type SeccompForOptions,
+} from "./seccomp.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The OCI runtime spec subset pouch produces (runtime-spec config.md / config-linux.md).
@@ -156,6 +164,8 @@ export interface OciLinux {
   rootfsPropagation?: string;
   maskedPaths: string[];
   readonlyPaths: string[];
+  /** The system call filter; absent: unconfined. */
+  seccomp?: OciSeccomp;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,6 +213,8 @@ export interface SpecInput {
   hostHostname?: string;
   /** The host's device nodes, given to privileged containers (Docker lists /dev). */
   hostDevices?: OciDevice[];
+  /** The architecture and kernel seccomp rules depend on; this machine's by default. */
+  host?: SeccompForOptions;
   /** Where clamped values are reported. */
   warn?: (msg: string) => void;
 }
@@ -433,6 +445,7 @@ const SPEC_OPTS: readonly SpecOpt[] = [
   withCapabilities,
   withRlimits,
   withNoNewPrivileges,
+  withSeccomp,
   withOomScoreAdj,
   withRoot,
   withNamespaces,
@@ -620,19 +633,38 @@ function withNoNewPrivileges(spec: OciSpec, input: SpecInput): void {
   if (securityOptionsOf(input.hostConfig).noNewPrivileges) spec.process.noNewPrivileges = true;
 }
 
+/**
+ * moby's `WithSeccomp`: none for privileged containers or `seccomp=unconfined`; the user's
+ * profile, or Docker's default, filtered by the capabilities given just before.
+ */
+function withSeccomp(spec: OciSpec, input: SpecInput): void {
+  const option = securityOptionsOf(input.hostConfig).seccomp;
+  if (input.hostConfig.Privileged || option === "unconfined") return;
+  const profile = option === "" || option === "builtin"
+    ? defaultSeccompProfile()
+    : parseSeccompProfile(option);
+  spec.linux.seccomp = seccompFor(profile, spec.process.capabilities.bounding, input.host);
+}
+
 interface SecurityOptions {
   noNewPrivileges: boolean;
+  /** `seccomp=`: `unconfined`, `builtin`, a profile's JSON, or "" (the default profile). */
+  seccomp: string;
   /** `systempaths=unconfined`: no masked or read-only paths. */
   unconfinedSystemPaths: boolean;
 }
 
 /**
- * Parses `--security-opt` as moby's `parseSecurityOpt` does. `label`, `apparmor` and `seccomp`
- * are accepted and left to the issue that brings those profiles. `systempaths=unconfined` is
+ * Parses `--security-opt` as moby's `parseSecurityOpt` does. `label` and `apparmor` are
+ * accepted and left to the issue that brings those profiles; `seccomp` is `withSeccomp`'s. `systempaths=unconfined` is
  * turned into empty masked/readonly paths by Docker's CLI; pouch accepts it here as well.
  */
 function securityOptionsOf(hostConfig: HostConfig): SecurityOptions {
-  const result: SecurityOptions = { noNewPrivileges: false, unconfinedSystemPaths: false };
+  const result: SecurityOptions = {
+    noNewPrivileges: false,
+    unconfinedSystemPaths: false,
+    seccomp: "",
+  };
   for (const opt of hostConfig.SecurityOpt ?? []) {
     if (opt === "no-new-privileges") {
       result.noNewPrivileges = true;
@@ -647,7 +679,11 @@ function securityOptionsOf(hostConfig: HostConfig): SecurityOptions {
     switch (key) {
       case "label":
       case "apparmor":
+        break;
       case "seccomp":
+        // Docker's CLI sends a profile file's JSON as the value: check it now, not at start.
+        if (!["", "unconfined", "builtin"].includes(value)) parseSeccompProfile(value);
+        result.seccomp = value;
         break;
       case "no-new-privileges": {
         const enabled = parseGoBool(value);

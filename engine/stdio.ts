@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readFifo } from "./fifo_reader.ts";
 
 /** Which stream a chunk came from. */
 export type StreamName = "stdout" | "stderr";
@@ -125,39 +126,63 @@ export class OutputPump {
   readonly #log: OutputLog | undefined;
   readonly #done: Promise<void>;
   readonly #keepers: Deno.FsFile[] = [];
+  readonly #keepOpen: boolean;
+  /** Resolves once every read end is open (or failed to open). */
+  readonly #opened: Promise<void>;
   #abandoned = false;
 
   /**
-   * Starts reading `fifos` into `log` (if any) and `hub`. With `keepOpen`, the pump holds a
-   * write end of each FIFO itself until the process has ended ({@link settle}, {@link abandon}):
-   * for an init such as systemd that trades the streams it was given for /dev/null and opens
-   * the FIFOs (mounted in the container) again later, EOF must not come before it exits.
+   * Starts reading `fifos` into `log` (if any) and `hub` (without a thread per FIFO: see
+   * `fifo_reader.ts`).
+   *
+   * The pump first holds a write end of each FIFO itself, so that a stream ends (EOF) only after
+   * a writer has come and gone: it drops it once the process's own writers are attached
+   * ({@link attached}; `attached: true` when they already are, for a re-adopted task), or when
+   * the process never ran ({@link abandon}). With `keepOpen` it holds them until the process has
+   * ended ({@link settle}, {@link abandon}): for an init such as systemd that trades the streams
+   * it was given for /dev/null and opens the FIFOs (mounted in the container) again later, EOF
+   * must not come before it exits.
    */
   constructor(
     fifos: FifoSet,
-    options: { hub: OutputHub; log?: OutputLog; keepOpen?: boolean },
+    options: { hub: OutputHub; log?: OutputLog; keepOpen?: boolean; attached?: boolean },
   ) {
     this.#fifos = fifos;
     this.#hub = options.hub;
     this.#log = options.log;
-    if (options.keepOpen) {
-      for (const path of [fifos.stdout, fifos.stderr]) {
-        // Read-write never blocks on a FIFO; this end is never read.
-        if (path) this.#keepers.push(Deno.openSync(path, { read: true, write: true }));
+    this.#keepOpen = options.keepOpen === true;
+    for (const path of [fifos.stdout, fifos.stderr]) {
+      if (!path) continue;
+      try {
+        // This end is never read.
+        this.#keepers.push(Deno.openSync(path, { read: true, write: true }));
+      } catch {
+        // No FIFO: the read end fails to open too, and that stream simply ends.
       }
     }
     const streams: Array<[StreamName, string]> = [["stdout", fifos.stdout]];
     if (fifos.stderr) streams.push(["stderr", fifos.stderr]);
-    this.#done = Promise.all(streams.map(([name, path]) => this.#pump(name, path)))
+    const opened = streams.map(() => Promise.withResolvers<void>());
+    this.#opened = Promise.all(opened.map((o) => o.promise)).then(() => {});
+    this.#done = Promise.all(
+      streams.map(([name, path], i) => this.#pump(name, path, () => opened[i]!.resolve())),
+    )
       .then(async () => {
         await this.#log?.flush();
         this.#hub.end();
       });
+    if (options.attached) this.attached();
   }
 
   /** Resolves when every stream reached EOF and the log is flushed. */
   get done(): Promise<void> {
     return this.#done;
+  }
+
+  /** The process's writers are attached (its task or exec was created): ours can go. */
+  attached(): void {
+    // Not before the read ends are open, or the stream could miss the writers' departure.
+    if (!this.#keepOpen) this.#opened.then(() => this.#release());
   }
 
   /** The process has ended: waits for EOF, at most `ms` milliseconds; says whether EOF came. */
@@ -174,16 +199,11 @@ export class OutputPump {
     }
   }
 
-  /** Unblocks pending opens and ends the pump (the task was never created). */
+  /** Ends the pump (the task was never created, or its start failed). */
   async abandon(): Promise<void> {
     this.#abandoned = true;
+    // Without our write ends, and no process's, the reads see EOF.
     this.#release();
-    for (const path of [this.#fifos.stdout, this.#fifos.stderr]) {
-      if (!path) continue;
-      // Opening the write side completes a pending read-side open, which then sees EOF.
-      const writer = await Deno.open(path, { write: true }).catch(() => null);
-      writer?.close();
-    }
     await this.#done;
   }
 
@@ -191,28 +211,19 @@ export class OutputPump {
     for (const keeper of this.#keepers.splice(0)) keeper.close();
   }
 
-  async #pump(stream: StreamName, path: string): Promise<void> {
-    let file: Deno.FsFile;
+  async #pump(stream: StreamName, path: string, onOpen: () => void): Promise<void> {
+    let reading: Promise<void>;
     try {
-      file = await Deno.open(path, { read: true });
-    } catch {
-      return;
-    }
-    const buffer = new Uint8Array(64 * 1024);
-    try {
-      while (true) {
-        const n = await file.read(buffer);
-        if (n === null) break;
-        if (this.#abandoned) continue;
-        const chunk = buffer.slice(0, n);
+      reading = readFifo(path, (chunk) => {
+        if (this.#abandoned) return;
         this.#log?.write(stream, chunk);
         this.#hub.publish(stream, chunk);
-      }
-    } catch {
-      // A read error ends this stream like EOF does.
+      });
     } finally {
-      file.close();
+      onOpen();
     }
+    // A read error ends this stream like EOF does.
+    await reading.catch(() => {});
   }
 }
 

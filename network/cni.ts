@@ -27,6 +27,8 @@ export interface NetworkConfigList {
   cniVersion: string;
   name: string;
   plugins: PluginConfig[];
+  /** The list's `disableCheck`: CHECK is not run on it. */
+  disableCheck?: boolean;
 }
 
 /** What identifies one attachment: the container, its network namespace and interface. */

@@ -91,6 +91,19 @@ export interface VolumeManagerOptions {
   resolveDriver?: (name: string) => Promise<VolumeDriver | undefined>;
   /** Where `create`, `mount`, `unmount` and `destroy` are reported. */
   events?: VolumeEventSink;
+  /**
+   * Called before a volume is created, with what will be created (hook plugins' place): may
+   * change the driver, options and labels, or throw to refuse the create.
+   */
+  beforeCreate?: (request: VolumeCreateSpec) => Promise<VolumeCreateSpec>;
+}
+
+/** A volume about to be created, as {@link VolumeManagerOptions.beforeCreate} sees it. */
+export interface VolumeCreateSpec {
+  Name: string;
+  Driver: string;
+  DriverOpts: Record<string, string>;
+  Labels: Record<string, string>;
 }
 
 /** `POST /volumes/create`'s body. */
@@ -133,6 +146,7 @@ export class VolumeManager {
   /** The drivers `resolveDriver` answered last, for what needs no I/O (a volume's scope). */
   readonly #resolved = new Map<string, VolumeDriver>();
   readonly #events: VolumeEventSink | undefined;
+  readonly #beforeCreate: VolumeManagerOptions["beforeCreate"];
   readonly #locks = new Map<string, Promise<void>>();
 
   /** A manager over `options.store` with `options.drivers`. */
@@ -142,6 +156,7 @@ export class VolumeManager {
     for (const driver of options.drivers) this.#drivers.set(driver.name, driver);
     this.#resolveDriver = options.resolveDriver;
     this.#events = options.events;
+    this.#beforeCreate = options.beforeCreate;
   }
 
   /** The volume `name`; throws NotFound (`get NAME: no such volume`). */
@@ -190,7 +205,16 @@ export class VolumeManager {
     request: CreateVolumeRequest,
     options: { anonymous?: boolean } = {},
   ): Promise<Volume> {
-    const name = request.Name ? validateVolumeName(request.Name) : randomVolumeName();
+    let name = request.Name ? validateVolumeName(request.Name) : randomVolumeName();
+    if (this.#beforeCreate && !this.#find(name)) {
+      request = await this.#beforeCreate({
+        Name: name,
+        Driver: request.Driver || "local",
+        DriverOpts: { ...(request.DriverOpts ?? {}) },
+        Labels: { ...(request.Labels ?? {}) },
+      });
+      name = validateVolumeName(request.Name || name);
+    }
     const driverName = request.Driver || "local";
     const driver = await this.#driver(driverName);
     return await this.#locked(name, async () => {

@@ -58,7 +58,7 @@ export function containerFileRoutes(backend: ContainerFilesBackend): Hono<ApiEnv
     async (c) => c.json(await monitor.top(c.req.param("id"), c.req.query("ps_args") ?? "")),
   );
 
-  app.get("/:id/stats", (c) => {
+  app.get("/:id/stats", async (c) => {
     // Docker streams unless told not to.
     const stream = c.req.query("stream") === undefined ? true : boolQuery(c, "stream");
     const abort = new AbortController();
@@ -67,8 +67,15 @@ export function containerFileRoutes(backend: ContainerFilesBackend): Hono<ApiEnv
       oneShot: boolQuery(c, "one-shot"),
       signal: abort.signal,
     });
+    // The first sample before the head: a missing container is a 404, not a broken stream.
+    const iterator = samples[Symbol.asyncIterator]();
+    const first = await iterator.next();
     async function* lines() {
-      for await (const sample of samples) yield encoder.encode(JSON.stringify(sample) + "\n");
+      if (first.done) return;
+      yield encoder.encode(JSON.stringify(first.value) + "\n");
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        yield encoder.encode(JSON.stringify(next.value) + "\n");
+      }
     }
     return streamResponse(lines(), { contentType: "application/json", signal: abort });
   });
@@ -78,6 +85,8 @@ export function containerFileRoutes(backend: ContainerFilesBackend): Hono<ApiEnv
 
 function requiredPath(path: string | undefined): string {
   if (!path) throw invalidArgument("path is required: which file or directory of the container");
+  // No file name holds a NUL; the system calls would refuse it with an error of their own.
+  if (path.includes("\0")) throw invalidArgument("path must not contain a NUL character");
   return path;
 }
 

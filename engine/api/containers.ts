@@ -14,8 +14,9 @@ import type {
   WaitCondition,
 } from "../container.ts";
 import { parseDetachKeys } from "../detach_keys.ts";
-import { conflict, invalidArgument } from "../errors.ts";
-import { logPathOf } from "../log_drivers.ts";
+import { conflict, invalidArgument, notImplemented } from "../errors.ts";
+import { canReadLogs, logPathOf, NO_READ_MESSAGE } from "../log_drivers.ts";
+import { checkGoType, CREATE_BODY, UPDATE_BODY } from "./body_types.ts";
 import { pipeHijacked } from "./hijack.ts";
 import {
   type ApiEnv,
@@ -87,7 +88,7 @@ export function containerRoutes(
   });
 
   app.post("/create", async (c) => {
-    const body = await jsonBody<CreateRequest>(c);
+    const body = checkGoType(await jsonBody(c), CREATE_BODY, "Config") as CreateRequest;
     const name = c.req.query("name") || undefined;
     return c.json(await backend.create(body, { name }), 201);
   });
@@ -138,7 +139,7 @@ export function containerRoutes(
   });
 
   app.post("/:id/update", async (c) => {
-    const body = await jsonBody<UpdateRequest>(c);
+    const body = checkGoType(await jsonBody(c), UPDATE_BODY, "UpdateConfig") as UpdateRequest;
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       throw invalidArgument("update needs a JSON object body");
     }
@@ -189,6 +190,8 @@ export function containerRoutes(
 
   app.get("/:id/logs", (c) => {
     const container = backend.get(c.req.param("id"));
+    // The body streams: refusals must come before it starts.
+    if (!canReadLogs(container.hostConfig.LogConfig)) throw notImplemented(NO_READ_MESSAGE);
     const abort = new AbortController();
     const tail = c.req.query("tail");
     const source = backend.logs(container.id, {

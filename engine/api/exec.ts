@@ -9,6 +9,7 @@ import { parseDetachKeys } from "../detach_keys.ts";
 import { invalidArgument } from "../errors.ts";
 import type { ExecConfig, ExecManager } from "../exec.ts";
 import { pipeHijacked } from "./hijack.ts";
+import { checkGoType, EXEC_BODY } from "./body_types.ts";
 import { type ApiEnv, hijackedResponse, intQuery, jsonBody, upgradeConnection } from "./http.ts";
 
 /** What the exec routes need of the engine. */
@@ -28,7 +29,7 @@ export function execRoutes(backend: ExecBackend): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
   app.post("/containers/:id/exec", async (c) => {
-    const config = await jsonBody<ExecConfig>(c);
+    const config = checkGoType(await jsonBody(c), EXEC_BODY, "ExecConfig") as ExecConfig;
     return c.json(backend.create(c.req.param("id"), config), 201);
   });
 

@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import type { Duplex } from "node:stream";
 import { invalidArgument } from "../errors.ts";
+import { checkJsonDepth } from "./body_types.ts";
 
 /** A connection the server can hand over to a route (`Upgrade: tcp`). */
 export interface Hijack {
@@ -64,8 +65,15 @@ export function filtersQuery(c: Context): Record<string, string[]> {
 
 /** Parses a required JSON object body, whatever its content type says. */
 export async function jsonBody<T>(c: Context): Promise<T> {
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (err) {
+    // A body the client broke off or framed wrongly is its error, not the daemon's.
+    throw invalidArgument(`cannot read the request body: ${(err as Error).message}`, err);
+  }
   if (text.trim() === "") throw invalidArgument("empty request body: a JSON object is required");
+  checkJsonDepth(text);
   let value: unknown;
   try {
     value = JSON.parse(text);

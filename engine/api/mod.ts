@@ -7,9 +7,11 @@
 import { Hono } from "hono";
 import { messageOf, statusOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { PluginManager } from "../plugins.ts";
 import { containerFileRoutes, type ContainerFilesBackend } from "./container_files.ts";
 import { containerRoutes, type ContainersBackend } from "./containers.ts";
 import { eventRoutes, type EventsBackend } from "./events.ts";
+import { type DiskBackend, diskRoutes } from "./disk.ts";
 import { type ExecBackend, execRoutes } from "./exec.ts";
 import type { ApiEnv } from "./http.ts";
 import { type MetricsBackend, metricsMiddleware, metricsRoutes } from "./metrics.ts";
@@ -37,8 +39,12 @@ export interface ApiBackend {
   volumes?: VolumesBackend;
   /** The network manager; without it `/networks` is absent. */
   networks?: NetworksBackend;
+  /** Disk usage and prunes; without it `/system/df` and the prunes are absent. */
+  disk?: DiskBackend;
   /** Request metrics and `GET /metrics`; without it neither is there. */
   metrics?: MetricsBackend;
+  /** Hook plugins' API hooks: routes they add and handlers they wrap. */
+  plugins?: Pick<PluginManager, "installApi">;
   log: Logger;
 }
 
@@ -47,6 +53,8 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   if (backend.metrics) api.route("/", metricsRoutes(backend.metrics));
   api.route("/", systemRoutes(backend.system));
+  // Before the resource routes: `/containers/prune` must not be read as a container's name.
+  if (backend.disk) api.route("/", diskRoutes(backend.disk));
   const exec = backend.exec;
   api.route(
     "/containers",
@@ -64,6 +72,8 @@ export function createApi(backend: ApiBackend): Hono<ApiEnv> {
 
   const app = new Hono<ApiEnv>();
   if (backend.metrics) app.use("*", metricsMiddleware(backend.metrics));
+  // Before the API's routes: plugins' wrappers run around them, their routes win.
+  backend.plugins?.installApi(app, { versionPrefix: "/:version{v[0-9]+\\.[0-9]+}" });
   app.route("/:version{v[0-9]+\\.[0-9]+}", api);
   app.route("/", api);
   app.notFound((c) => c.json({ message: "page not found" }, 404));

@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import type { CreateVolumeRequest, VolumeManager } from "../../volume/mod.ts";
+import { checkGoType, VOLUME_CREATE_BODY } from "./body_types.ts";
 import { type ApiEnv, boolQuery, filtersQuery, jsonBody } from "./http.ts";
 
 /** What the volume routes need of the volume manager. */
@@ -21,7 +22,11 @@ export function volumeRoutes(backend: VolumesBackend): Hono<ApiEnv> {
   app.get("/", (c) => c.json({ Volumes: backend.list(filtersQuery(c)), Warnings: [] }));
 
   app.post("/create", async (c) => {
-    const body = await jsonBody<CreateVolumeRequest>(c);
+    const body = checkGoType(
+      await jsonBody(c),
+      VOLUME_CREATE_BODY,
+      "CreateOptions",
+    ) as CreateVolumeRequest;
     return c.json(await backend.create(body), 201);
   });
 
