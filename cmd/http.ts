@@ -1,9 +1,10 @@
 /**
- * A small HTTP/1.1 client over a unix socket, enough for Docker's API: Content-Length, chunked
+ * A small HTTP/1.1 client over a unix socket, TCP or TLS, enough for Docker's API: Content-Length, chunked
  * and read-until-close responses, streamed request bodies (chunked upload) and hijacked
  * connections (`Connection: Upgrade`, `Upgrade: tcp`). Each request uses its own connection.
  *
- * It loads nothing but Deno's own socket API, so the CLI starts fast.
+ * It loads nothing but Deno's own socket API (`Deno.connect`, `Deno.connectTls`), so the CLI
+ * starts fast.
  *
  * @module
  */
@@ -201,7 +202,10 @@ function fixedBody(reader: BufferedReader, length: number): ReadableStream<Uint8
   });
 }
 
-async function writeAllTo(conn: Deno.Conn, p: Uint8Array): Promise<void> {
+/** A connected socket: `Deno.Conn` over unix or TCP, `Deno.TlsConn` over TLS. */
+type Conn = Deno.Conn | Deno.TlsConn;
+
+async function writeAllTo(conn: Conn, p: Uint8Array): Promise<void> {
   let off = 0;
   while (off < p.length) off += await conn.write(p.subarray(off));
 }
@@ -214,7 +218,7 @@ function headBlock(req: HttpRequest, framing: Record<string, string>): Uint8Arra
 }
 
 /** Sends `req` on `conn`: headers, then the body (chunked when it is a stream). */
-async function sendRequest(conn: Deno.Conn, req: HttpRequest, hijack: boolean): Promise<void> {
+async function sendRequest(conn: Conn, req: HttpRequest, hijack: boolean): Promise<void> {
   const framing: Record<string, string> = {};
   if (hijack) {
     framing["Connection"] = "Upgrade";
@@ -278,10 +282,42 @@ function responseBody(
   return reader.toStream();
 }
 
-/** Options of {@link httpRequest} and {@link httpHijack}. */
-export interface ConnectOptions {
-  /** Path of the unix socket. */
-  socketPath: string;
+/** Options of {@link httpRequest} and {@link httpHijack}: a unix socket or a TCP address. */
+export type ConnectOptions =
+  | {
+    /** Path of the unix socket. */
+    socketPath: string;
+  }
+  | {
+    /** Host name or IP address of the daemon. */
+    hostname: string;
+    /** Its TCP port. */
+    port: number;
+    /** Speak TLS with these; plain TCP when absent. */
+    tls?: ClientTls;
+  };
+
+/** The PEM texts of a TLS connection. */
+export interface ClientTls {
+  /** CAs the server's certificate must chain to; the system's roots when absent. */
+  caCerts?: string[];
+  /** The client's certificate, for daemons that require one (`--tlsverify`). */
+  cert?: string;
+  /** The client certificate's key. */
+  key?: string;
+}
+
+/** Opens the connection that `options` describes. */
+function connect(options: ConnectOptions): Promise<Conn> {
+  if ("socketPath" in options) return Deno.connect({ transport: "unix", path: options.socketPath });
+  const { hostname, port, tls } = options;
+  if (!tls) return Deno.connect({ hostname, port });
+  return Deno.connectTls({
+    hostname,
+    port,
+    ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+  });
 }
 
 /**
@@ -292,7 +328,7 @@ export async function httpRequest(
   req: HttpRequest,
   options: ConnectOptions,
 ): Promise<HttpResponse> {
-  const conn = await Deno.connect({ transport: "unix", path: options.socketPath });
+  const conn = await connect(options);
   try {
     await sendRequest(conn, req, false);
     const reader = new BufferedReader(conn);
@@ -343,7 +379,7 @@ export async function httpHijack(
   req: HttpRequest,
   options: ConnectOptions,
 ): Promise<HijackedConnection | HttpResponse> {
-  const conn = await Deno.connect({ transport: "unix", path: options.socketPath });
+  const conn = await connect(options);
   try {
     await sendRequest(conn, req, true);
     const reader = new BufferedReader(conn);

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { conflict, isNotFound, isNotModified } from "../engine/errors.ts";
+import {
+  conflict,
+  invalidArgument,
+  isNotFound,
+  isNotModified,
+  messageOf,
+} from "../engine/errors.ts";
 import type { Container } from "../engine/container.ts";
 import type { StatsJson } from "../engine/stats.ts";
 import type { CriContext } from "./context.ts";
@@ -23,6 +29,7 @@ import {
   matchesLabels,
   ociResourcesOf,
   type SandboxRecord,
+  seccompOf,
   toNanos,
   usageOf,
   validateContainerConfig,
@@ -52,8 +59,27 @@ export function containerHandlers(ctx: CriContext): Handlers {
         ? `${directory.replace(/\/+$/, "")}/${config.logPath.replace(/^\/+/, "")}`
         : "";
       const create = containerCreateRequest(config, sandbox);
-      const { Id: id } = await engine.create(create, {
-        name: containerName(sandbox.config.metadata!, config.metadata!),
+      const seccomp = seccompOf(config.linux?.securityContext);
+      if (seccomp.kind === "localhost") {
+        if (!seccomp.path.startsWith("/")) {
+          throw invalidArgument(`seccomp profile ${seccomp.path}: want an absolute path`);
+        }
+        const profile = await Deno.readTextFile(seccomp.path).catch((err) => {
+          throw invalidArgument(`seccomp profile ${seccomp.path}: ${messageOf(err)}`);
+        });
+        create.HostConfig!.SecurityOpt = [
+          ...(create.HostConfig!.SecurityOpt ?? []),
+          `seccomp=${profile}`,
+        ];
+      }
+      const name = containerName(sandbox.config.metadata!, config.metadata!);
+      // Site plugins may change the request (PouchContainer's CRI hook).
+      const hooked = await ctx.backend.plugins?.beforeCriCreateContainer(create, {
+        sandboxId: sandbox.id,
+        name,
+      }) ?? create;
+      const { Id: id } = await engine.create(hooked, {
+        name,
         criLogPath: logPath || undefined,
       });
       ctx.containers.put(id, {

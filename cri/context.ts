@@ -12,6 +12,7 @@ import { invalidArgument, notFound } from "../engine/errors.ts";
 import type { ExecManager } from "../engine/exec.ts";
 import type { ImageManager } from "../engine/image.ts";
 import type { Logger } from "../engine/log.ts";
+import type { PluginManager } from "../engine/plugins.ts";
 import type { ContainerMonitor } from "../engine/stats.ts";
 import type { Bucket, Store } from "../engine/store.ts";
 import type { CriContainerRecord, SandboxRecord } from "./convert.ts";
@@ -29,6 +30,8 @@ export interface CriBackend {
   monitor: Pick<ContainerMonitor, "stats">;
   store: Store;
   log: Logger;
+  /** Site plugins' CRI hooks, if any are loaded. */
+  plugins?: Pick<PluginManager, "beforeCriCreateContainer">;
 }
 
 /** Settings of the CRI (the daemon's flags). */

@@ -168,6 +168,29 @@ export function sandboxCreateRequest(
   };
 }
 
+/**
+ * The seccomp profile the CRI asks for, as containerd reads it: `RuntimeDefault` (or the
+ * deprecated `runtime/default`, `docker/default`) is the engine's default profile, `Localhost`
+ * a profile file on the node, anything else (and no profile at all: the kubelet's default)
+ * unconfined.
+ */
+export function seccompOf(
+  security: Opt<ContainerSecurityContext>,
+): { kind: "default" | "unconfined" } | { kind: "localhost"; path: string } {
+  const profile = security?.seccomp;
+  if (profile) {
+    if (profile.profileType === "RuntimeDefault") return { kind: "default" };
+    if (profile.profileType === "Localhost") {
+      return { kind: "localhost", path: profile.localhostRef ?? "" };
+    }
+    return { kind: "unconfined" };
+  }
+  const path = security?.seccompProfilePath ?? "";
+  if (path === "runtime/default" || path === "docker/default") return { kind: "default" };
+  if (path.startsWith("localhost/")) return { kind: "localhost", path: path.slice(10) };
+  return { kind: "unconfined" };
+}
+
 /** The engine's create request for a container of the pod `sandbox`. */
 export function containerCreateRequest(
   config: CriContainerConfig,
@@ -189,7 +212,10 @@ export function containerCreateRequest(
     CapAdd: security?.capabilities?.addCapabilities ?? [],
     CapDrop: security?.capabilities?.dropCapabilities ?? [],
     GroupAdd: (security?.supplementalGroups ?? []).map(String),
-    SecurityOpt: security?.noNewPrivs ? ["no-new-privileges"] : [],
+    SecurityOpt: [
+      ...(security?.noNewPrivs ? ["no-new-privileges"] : []),
+      ...(seccompOf(security).kind === "unconfined" ? ["seccomp=unconfined"] : []),
+    ],
     Binds: (config.mounts ?? []).map((mount) => {
       const options = [
         ...(mount.readonly ? ["ro"] : []),

@@ -15,6 +15,7 @@ import {
   sandboxCreateRequest,
   sandboxName,
   type SandboxRecord,
+  seccompOf,
   toNanos,
   usageOf,
   usesHostNetwork,
@@ -182,7 +183,8 @@ Deno.test("containerCreateRequest() joins the sandbox and maps the container's c
   ]);
   assert.deepEqual(host.CapAdd, ["NET_ADMIN"]);
   assert.deepEqual(host.CapDrop, ["ALL"]);
-  assert.deepEqual(host.SecurityOpt, ["no-new-privileges"]);
+  // No profile asked for: unconfined, as containerd runs CRI containers.
+  assert.deepEqual(host.SecurityOpt, ["no-new-privileges", "seccomp=unconfined"]);
   assert.deepEqual(host.GroupAdd, ["5"]);
   assert.equal(host.ReadonlyRootfs, true);
   assert.equal(host.CpuShares, 512);
@@ -272,4 +274,28 @@ Deno.test("usageOf() takes the working set as usage less inactive file pages", (
   assert.deepEqual(usage.cpu.usageCoreNanoSeconds, { value: 12345 });
   assert.deepEqual(usage.memory.workingSetBytes, { value: 700 });
   assert.deepEqual(usage.memory.rssBytes, { value: 500 });
+});
+
+Deno.test("seccompOf() reads the CRI's profile as containerd does: unconfined unless asked", () => {
+  assert.deepEqual(seccompOf(undefined), { kind: "unconfined" });
+  assert.deepEqual(seccompOf({ seccomp: { profileType: "RuntimeDefault" } }), { kind: "default" });
+  assert.deepEqual(seccompOf({ seccomp: { profileType: "Unconfined" } }), { kind: "unconfined" });
+  assert.deepEqual(
+    seccompOf({ seccomp: { profileType: "Localhost", localhostRef: "/p.json" } }),
+    { kind: "localhost", path: "/p.json" },
+  );
+  assert.deepEqual(seccompOf({ seccompProfilePath: "runtime/default" }), { kind: "default" });
+  assert.deepEqual(seccompOf({ seccompProfilePath: "localhost//p.json" }), {
+    kind: "localhost",
+    path: "/p.json",
+  });
+  const request = containerCreateRequest({
+    metadata: { name: "c", attempt: 0 },
+    image: { image: "busybox" },
+  }, {
+    id: "s".repeat(64),
+    config: {},
+    hostNetwork: true,
+  } as never);
+  assert.ok(request.HostConfig?.SecurityOpt?.includes("seccomp=unconfined"));
 });

@@ -143,6 +143,10 @@ export interface ContainerSecurityContext {
   noNewPrivs?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  /** `SecurityProfile` (`profile_type` RuntimeDefault, Unconfined or Localhost). */
+  seccomp?: Opt<{ profileType?: string; localhostRef?: string }>;
+  /** Deprecated: `runtime/default`, `docker/default`, `unconfined`, `localhost/PATH`. */
+  seccompProfilePath?: string;
 }
 
 /** `ContainerConfig`. */

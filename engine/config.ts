@@ -15,8 +15,20 @@ import { DEFAULT_CNI_BIN_DIRS } from "../network/cni.ts";
 
 /** The daemon's resolved configuration. */
 export interface DaemonConfig {
-  /** Addresses to serve the API on (`unix:///path`). */
+  /** Addresses to serve the API on (`unix:///path`, `tcp://HOST:PORT`). */
   listen: string[];
+  /** Serve TCP addresses over TLS (`--tls`; implied by `--tlsverify` and `--tlscert`). */
+  tls: boolean;
+  /** Require client certificates signed by `tlsCaCert` (`--tlsverify`), as dockerd. */
+  tlsVerify: boolean;
+  /** The CA that client certificates must be signed by (`--tlscacert`, PEM file). */
+  tlsCaCert: string;
+  /** The server's certificate (`--tlscert`, PEM file). */
+  tlsCert: string;
+  /** The server certificate's key (`--tlskey`, PEM file). */
+  tlsKey: string;
+  /** Serve TCP addresses in the clear all the same (`--insecure-tcp`): anyone reaching them is root. */
+  insecureTcp: boolean;
   /** Root of the daemon's state. */
   homeDir: string;
   /** Address of an existing containerd; empty: start our own. */
@@ -98,6 +110,12 @@ export interface DaemonConfig {
 export function defaultConfig(): DaemonConfig {
   return {
     listen: ["unix:///var/run/pouchd.sock"],
+    tls: false,
+    tlsVerify: false,
+    tlsCaCert: "",
+    tlsCert: "",
+    tlsKey: "",
+    insecureTcp: false,
     homeDir: "/var/lib/pouch",
     containerd: "",
     containerdPath: "containerd",
@@ -146,7 +164,14 @@ export const DAEMON_USAGE = `Usage: pouch daemon [OPTIONS]
 Run the pouch daemon.
 
 Options:
-  -l, --listen ADDR          Address to serve the API on (repeatable, default unix:///var/run/pouchd.sock)
+  -l, --listen ADDR          Address to serve the API on (repeatable, default unix:///var/run/pouchd.sock);
+                             tcp://HOST[:PORT] needs TLS (port 2376 by default)
+      --tls                  Serve tcp:// addresses over TLS (implied by --tlsverify, --tlscert)
+      --tlscert PATH         The server's TLS certificate (PEM)
+      --tlskey PATH          The server certificate's key (PEM)
+      --tlsverify            Require client certificates signed by --tlscacert
+      --tlscacert PATH       The CA client certificates must be signed by (PEM)
+      --insecure-tcp         Serve tcp:// addresses without TLS (anyone reaching them is root)
       --home-dir DIR         Root of pouch's state (default /var/lib/pouch)
   -c, --containerd ADDR      Use an existing containerd at ADDR instead of starting one
       --containerd-path PATH containerd binary to start (default containerd from PATH)
@@ -206,6 +231,12 @@ Options:
 /** Keys of the JSON config file, mapped to the config fields they set. */
 const fileKeys: Record<string, keyof DaemonConfig> = {
   "listen": "listen",
+  "tls": "tls",
+  "tlsverify": "tlsVerify",
+  "tlscacert": "tlsCaCert",
+  "tlscert": "tlsCert",
+  "tlskey": "tlsKey",
+  "insecure-tcp": "insecureTcp",
   "home-dir": "homeDir",
   "containerd": "containerd",
   "containerd-path": "containerdPath",
@@ -257,6 +288,14 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
       allowPositionals: false,
       options: {
         listen: { type: "string", short: "l", multiple: true },
+        tls: { type: "boolean" },
+        "no-tls": { type: "boolean" },
+        tlsverify: { type: "boolean" },
+        "no-tlsverify": { type: "boolean" },
+        tlscacert: { type: "string" },
+        tlscert: { type: "string" },
+        tlskey: { type: "string" },
+        "insecure-tcp": { type: "boolean" },
         "home-dir": { type: "string" },
         containerd: { type: "string", short: "c" },
         "containerd-path": { type: "string" },
@@ -312,6 +351,7 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   await applyFile(config, configFile, flags["config-file"] !== undefined);
 
   if (flags.listen) config.listen = flags.listen;
+  applyTlsFlags(config, flags);
   if (flags["home-dir"]) config.homeDir = flags["home-dir"];
   if (flags.containerd !== undefined) config.containerd = flags.containerd;
   if (flags["containerd-path"]) config.containerdPath = flags["containerd-path"];
@@ -396,7 +436,7 @@ export async function loadConfig(args: string[]): Promise<DaemonConfig | "help">
   if (!config.lxcfsHome.startsWith("/")) {
     throw invalidArgument(`invalid lxcfs home ${config.lxcfsHome}: want an absolute path`);
   }
-  for (const address of config.listen) parseListenAddress(address);
+  checkApiListen(config);
   if (!config.runtimes[config.defaultRuntime]) {
     throw invalidArgument(`default runtime ${config.defaultRuntime} is not a known runtime`);
   }
@@ -432,8 +472,10 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
       }
     } else if (field === "listen") {
       config.listen = Array.isArray(value) ? value.map(String) : [String(value)];
-    } else if (field === "debug") {
-      config.debug = value === true;
+    } else if (
+      field === "debug" || field === "tls" || field === "tlsVerify" || field === "insecureTcp"
+    ) {
+      config[field] = value === true;
     } else if (field === "enableLxcfs" || field === "enableCri") {
       config[field] = value === true;
     } else if (field === "streamServerPort") {
@@ -474,10 +516,10 @@ async function applyFile(config: DaemonConfig, path: string, required: boolean):
   }
 }
 
-/** A parsed listen address. */
+/** A parsed unix socket address. */
 export type ListenAddress = { kind: "unix"; path: string };
 
-/** Parses `unix:///path` (or a bare absolute path). TCP arrives with TLS in a later issue. */
+/** Parses `unix:///path` (or a bare absolute path): the only form the CRI socket takes. */
 export function parseListenAddress(address: string): ListenAddress {
   if (address.startsWith("unix://")) {
     const path = address.slice("unix://".length);
@@ -485,9 +527,73 @@ export function parseListenAddress(address: string): ListenAddress {
     return { kind: "unix", path };
   }
   if (address.startsWith("/")) return { kind: "unix", path: address };
-  throw invalidArgument(
-    `unsupported listen address ${address}: only unix:// sockets are served (tcp needs TLS)`,
+  throw invalidArgument(`unsupported listen address ${address}: want unix:///PATH`);
+}
+
+/** A parsed API address: a unix socket or a TCP host and port. */
+export type ApiAddress = ListenAddress | { kind: "tcp"; host: string; port: number };
+
+/** dockerd's ports: 2376 for TLS, 2375 for plain TCP. */
+export const DEFAULT_TLS_PORT = 2376;
+const DEFAULT_TCP_PORT = 2375;
+
+/**
+ * Parses an API address: `unix:///path`, a bare `/path`, or `tcp://HOST[:PORT]` (IPv6 in
+ * brackets; an empty host is localhost, as dockerd; the port defaults to 2376 with TLS and
+ * 2375 without).
+ */
+export function parseApiAddress(address: string, options: { tls: boolean }): ApiAddress {
+  if (!address.startsWith("tcp://")) return parseListenAddress(address);
+  const match = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\[\]]*)(?::(\d+))?\/?$/.exec(address);
+  if (!match) throw invalidArgument(`invalid listen address ${address}: want tcp://HOST:PORT`);
+  const host = (match[1] || "localhost").replace(/^\[(.*)\]$/, "$1");
+  const port = match[2] === undefined
+    ? (options.tls ? DEFAULT_TLS_PORT : DEFAULT_TCP_PORT)
+    : Number(match[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalidArgument(`invalid listen address ${address}: want a port of 1-65535`);
+  }
+  return { kind: "tcp", host, port };
+}
+
+/** The TLS flags over the config file's keys; `--tls=false` turns off what the file says. */
+function applyTlsFlags(
+  config: DaemonConfig,
+  flags: Record<string, string | boolean | (string | boolean)[] | undefined>,
+): void {
+  const text = (name: string) => typeof flags[name] === "string" ? flags[name] : undefined;
+  config.tlsCaCert = text("tlscacert") ?? config.tlsCaCert;
+  config.tlsCert = text("tlscert") ?? config.tlsCert;
+  config.tlsKey = text("tlskey") ?? config.tlsKey;
+  if (flags["insecure-tcp"]) config.insecureTcp = true;
+  if (flags.tlsverify) config.tlsVerify = true;
+  if (flags["no-tlsverify"]) config.tlsVerify = false;
+  // As dockerd: --tlsverify implies --tls; and a server certificate has no other use.
+  if (flags.tls || config.tlsVerify || (config.tlsCert && config.tlsKey)) config.tls = true;
+  if (flags["no-tls"]) config.tls = config.tlsVerify = false;
+}
+
+/**
+ * Checks the API addresses and their TLS settings. TCP without TLS hands root on this host to
+ * anyone who can reach the port, so it is refused unless `--insecure-tcp` says so.
+ */
+function checkApiListen(config: DaemonConfig): void {
+  const tcp = config.listen.filter((address) =>
+    parseApiAddress(address, config).kind === "tcp"
   );
+  if (config.tls && (!config.tlsCert || !config.tlsKey)) {
+    throw invalidArgument("TLS needs the server's certificate and key: give --tlscert and --tlskey");
+  }
+  if (config.tlsVerify && !config.tlsCaCert) {
+    throw invalidArgument("--tlsverify needs the CA of the client certificates: give --tlscacert");
+  }
+  if (tcp.length > 0 && !config.tls && !config.insecureTcp) {
+    throw invalidArgument(
+      `refusing to listen on ${tcp.join(", ")} without TLS: anyone who can reach it would be ` +
+        "root on this host. Give --tlscert and --tlskey (and --tlsverify --tlscacert to " +
+        "require client certificates), or --insecure-tcp to serve it in the clear anyway",
+    );
+  }
 }
 
 /** Registry host of Docker Hub, the one a plain list of mirrors is for. */
@@ -566,7 +672,7 @@ export function parseDuration(text: string, what: string): number {
 
 /** `--iptables=false` -> `--no-iptables` (Docker's form of a boolean flag set to false). */
 function booleanFlag(arg: string): string {
-  const match = /^--(iptables|ipforward)=(.*)$/.exec(arg);
+  const match = /^--(iptables|ipforward|tls|tlsverify)=(.*)$/.exec(arg);
   if (!match) return arg;
   const value = match[2]!.toLowerCase();
   if (["false", "0", "no"].includes(value)) return `--no-${match[1]}`;

@@ -255,7 +255,20 @@ async function serve(
       disk: new DiskUsage({ client, containers, images, volumes, log }),
       log,
     });
-    const server = await serveApi(app, { listen: config.listen, log, group: config.group });
+    const server = await serveApi(app, {
+      listen: config.listen,
+      log,
+      group: config.group,
+      tls: config.tls
+        ? {
+          cert: config.tlsCert,
+          key: config.tlsKey,
+          ca: config.tlsCaCert || undefined,
+          verify: config.tlsVerify,
+        }
+        : undefined,
+      insecureTcp: config.insecureTcp,
+    });
     cleanup.push(() => server.close());
     if (config.enableCri) {
       const cri = await startCri({
@@ -266,6 +279,7 @@ async function serve(
         monitor: new ContainerMonitor({ client, containers }),
         store,
         log,
+        plugins: hookPlugins,
       }, {
         listen: config.listenCri,
         streamPort: config.streamServerPort,

@@ -1,16 +1,19 @@
 /**
- * The API server: `node:http` on unix sockets (Deno.serve cannot hijack a connection, which
- * attach and exec need), handing requests to the Hono app and upgraded connections to the same
- * app with the raw socket in its environment.
+ * The API server: `node:http` on unix sockets and `node:https` on TCP (Deno.serve cannot hijack
+ * a connection, which attach and exec need), handing requests to the Hono app and upgraded
+ * connections to the same app with the raw socket in its environment. TCP is served over TLS,
+ * with client certificates required when `verify` is set (dockerd's `--tlsverify`); in the
+ * clear only when forced.
  *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
 import { type ApiEnv, HIJACKED } from "./api/mod.ts";
-import { parseListenAddress } from "./config.ts";
+import { type ApiAddress, parseApiAddress } from "./config.ts";
 import type { Logger } from "./log.ts";
 
 /** A running API server. */
@@ -30,6 +33,22 @@ export interface ServeOptions {
   group?: string;
   /** How long `close()` waits for requests in flight; 15 s by default. */
   drainTimeoutMs?: number;
+  /** TLS for the TCP addresses; unix sockets are never TLS (as dockerd). */
+  tls?: ServerTls;
+  /** Serve TCP addresses without `tls` all the same (with a warning); refused otherwise. */
+  insecureTcp?: boolean;
+}
+
+/** The PEM files of the TLS server. */
+export interface ServerTls {
+  /** The server's certificate (chain). */
+  cert: string;
+  /** Its private key. */
+  key: string;
+  /** The CA that client certificates must be signed by; required with `verify`. */
+  ca?: string;
+  /** Refuse clients without a certificate signed by `ca` (dockerd's `--tlsverify`). */
+  verify: boolean;
 }
 
 /** Serves `app` on every address of `listen`. */
@@ -77,10 +96,31 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
 
   const servers: Server[] = [];
   const sockets = new Set<Duplex>();
-  for (const address of options.listen) {
-    const { path } = parseListenAddress(address);
-    await Deno.remove(path).catch(() => {});
-    const server = createServer(listener);
+  const addresses = options.listen.map((address) => ({
+    address,
+    parsed: parseApiAddress(address, { tls: options.tls !== undefined }),
+  }));
+  // Read once, before anything listens: a missing file stops the daemon with its name.
+  const tlsOptions = options.tls && addresses.some((a) => a.parsed.kind === "tcp")
+    ? await readTlsFiles(options.tls)
+    : undefined;
+  for (const { address, parsed } of addresses) {
+    let server: Server;
+    if (parsed.kind === "unix") {
+      await Deno.remove(parsed.path).catch(() => {});
+      server = createServer(listener);
+    } else if (tlsOptions) {
+      // node:https emits `upgrade` with the TLS socket, as node:http does with the plain one.
+      server = createTlsServer(tlsOptions, listener) as unknown as Server;
+      // A refused client certificate ends here: the handshake fails and nothing is served.
+      server.on("tlsClientError", (err: Error, socket: { remoteAddress?: string }) =>
+        log.info("TLS handshake refused", { address, client: socket.remoteAddress, error: err })
+      );
+    } else if (options.insecureTcp) {
+      server = createServer(listener);
+    } else {
+      throw new Error(`refusing to serve ${address} without TLS`);
+    }
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
@@ -96,17 +136,26 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    await Deno.chmod(path, 0o660);
-    if (gid) await Deno.chown(path, null, gid);
+    await listen(server, parsed);
     servers.push(server);
-    log.info("API listening", { address });
+    if (parsed.kind === "unix") {
+      await Deno.chmod(parsed.path, 0o660);
+      if (gid) await Deno.chown(parsed.path, null, gid);
+      log.info("API listening", { address });
+    } else if (tlsOptions) {
+      log.info("API listening", { address, tls: 1, verify: options.tls?.verify ? 1 : 0 });
+      if (!options.tls?.verify) {
+        log.warn("API on TCP without --tlsverify: any client that reaches it is root here", {
+          address,
+        });
+      }
+    } else {
+      log.warn(
+        "!!! API LISTENING ON TCP WITHOUT TLS (--insecure-tcp): anyone who can reach this " +
+          "address is root on this host, and everything it sends travels in the clear !!!",
+        { address },
+      );
+    }
   }
 
   return {
@@ -133,6 +182,37 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
       for (const socket of sockets) socket.destroy();
       await closed;
     },
+  };
+}
+
+/** Starts `server` listening on `address`; rejects on failure (address in use, ...). */
+function listen(server: Server, address: ApiAddress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    const done = () => {
+      server.off("error", reject);
+      resolve();
+    };
+    if (address.kind === "unix") server.listen(address.path, done);
+    else server.listen(address.port, address.host, done);
+  });
+}
+
+/** Reads the TLS files into node:https options. */
+async function readTlsFiles(tls: ServerTls) {
+  const read = (what: string, path: string) =>
+    Deno.readTextFile(path).catch((err) => {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    });
+  const ca = tls.ca ? await read("CA certificate", tls.ca) : undefined;
+  if (tls.verify && !ca) throw new Error("TLS client verification needs a CA certificate");
+  return {
+    cert: await read("certificate", tls.cert),
+    key: await read("key", tls.key),
+    ...(ca ? { ca } : {}),
+    requestCert: tls.verify,
+    rejectUnauthorized: tls.verify,
+    minVersion: "TLSv1.2" as const,
   };
 }
 
