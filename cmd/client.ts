@@ -1,12 +1,14 @@
 /**
- * The CLI's client of the daemon's Docker-compatible API (v1.41 paths) over its unix socket.
- * Errors come back as {@link ApiError} (the daemon answered `{"message": ...}`) or
- * {@link ConnectError} (nobody listens on the socket).
+ * The CLI's client of the daemon's Docker-compatible API (v1.41 paths) over its unix socket, or
+ * over TCP with TLS. Errors come back as {@link ApiError} (the daemon answered
+ * `{"message": ...}`) or {@link ConnectError} (nobody listens, or the TLS handshake failed).
  *
  * @module
  */
 
 import {
+  type ClientTls,
+  type ConnectOptions,
   type HijackedConnection,
   httpHijack,
   httpRequest,
@@ -39,9 +41,14 @@ export class ConnectError extends Error {
   /** The address tried, e.g. `unix:///var/run/pouchd.sock`. */
   readonly host: string;
 
-  /** Builds the error for `host`. */
-  constructor(host: string, options?: ErrorOptions) {
-    super(`Cannot connect to the pouch daemon at ${host}. Is the daemon running?`, options);
+  /** Builds the error for `host`; `reason` says why when it is not that nobody listens. */
+  constructor(host: string, options?: ErrorOptions & { reason?: string }) {
+    super(
+      options?.reason
+        ? `Cannot connect to the pouch daemon at ${host}: ${options.reason}`
+        : `Cannot connect to the pouch daemon at ${host}. Is the daemon running?`,
+      options,
+    );
     this.name = "ConnectError";
     this.host = host;
   }
@@ -68,6 +75,8 @@ export interface CallOptions {
 export interface ApiClientOptions {
   /** Called with a line per request when debugging (`-D`). */
   debug?: (line: string) => void;
+  /** Speak TLS to a `tcp://` host (see {@link resolveTls}). */
+  tls?: ClientTls;
 }
 
 /** Builds `/v1.41/path?query`. */
@@ -83,14 +92,72 @@ export function buildPath(path: string, query?: Query): string {
   return `/v${API_VERSION}${path}${qs ? "?" + qs : ""}`;
 }
 
-/** Parses `-H` values: `unix:///path` or a bare `/path`; tcp is not supported yet. */
-export function parseHost(host: string): string {
-  if (host.startsWith("unix://")) return host.slice("unix://".length);
-  if (host.startsWith("/")) return host;
-  if (host.startsWith("tcp://") || host.startsWith("http://") || host.startsWith("https://")) {
-    throw new Error(`connecting over ${host.split(":")[0]} is not supported yet: use unix://PATH`);
+/** A daemon address: a unix socket path, or a TCP host and port. */
+export type DaemonAddress = { socketPath: string } | { hostname: string; port: number };
+
+/**
+ * Parses `-H` values as the Docker CLI: `unix:///path`, a bare `/path`, or `tcp://HOST[:PORT]`
+ * (port 2376 with TLS, 2375 without; IPv6 in brackets).
+ */
+export function parseHost(host: string, options: { tls?: boolean } = {}): DaemonAddress {
+  if (host.startsWith("unix://")) return { socketPath: host.slice("unix://".length) };
+  if (host.startsWith("/")) return { socketPath: host };
+  const match = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+)(?::(\d+))?\/?$/.exec(host);
+  if (match) {
+    const port = match[2] === undefined ? (options.tls ? 2376 : 2375) : Number(match[2]);
+    if (port >= 1 && port <= 65535) {
+      return { hostname: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+    }
   }
-  throw new Error(`invalid host ${JSON.stringify(host)}: use unix://PATH`);
+  throw new Error(`invalid host ${JSON.stringify(host)}: use unix://PATH or tcp://HOST:PORT`);
+}
+
+/** The CLI's TLS settings: its flags, and the environment they default from. */
+export interface TlsSettings {
+  /** `--tls` (or `DOCKER_TLS`): use TLS. */
+  tls: boolean;
+  /** `--tlsverify` (or `DOCKER_TLS_VERIFY`): use TLS and verify the daemon against the CA. */
+  verify: boolean;
+  /** `--tlscacert`, `--tlscert`, `--tlskey`, when given. */
+  caCert?: string;
+  cert?: string;
+  key?: string;
+  /** `DOCKER_CERT_PATH`: the directory of `ca.pem`, `cert.pem` and `key.pem` (`~/.docker`). */
+  certPath: string;
+}
+
+/**
+ * Reads the PEM files of {@link TlsSettings} as the Docker CLI does: files named by flags must
+ * exist; the defaults in the cert path are used when they do. With `verify` the daemon's
+ * certificate must chain to the CA. Undefined when TLS is off.
+ *
+ * Unlike the Docker CLI, `--tls` without `--tlsverify` still checks the daemon's certificate
+ * (against the CA when there is one, else the system's roots): Deno's TLS cannot skip it.
+ */
+export function resolveTls(settings: TlsSettings): ClientTls | undefined {
+  if (!settings.tls && !settings.verify) return undefined;
+  const file = (given: string | undefined, name: string, what: string) => {
+    const path = given ?? `${settings.certPath}/${name}`;
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      if (given === undefined && err instanceof Deno.errors.NotFound) return undefined;
+      throw new Error(`could not read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  const ca = file(settings.caCert, "ca.pem", "CA certificate");
+  if (settings.verify && ca === undefined) {
+    throw new Error(
+      `could not read the TLS CA certificate ${settings.certPath}/ca.pem: --tlsverify needs it ` +
+        "(--tlscacert or DOCKER_CERT_PATH)",
+    );
+  }
+  const cert = file(settings.cert, "cert.pem", "certificate");
+  const key = file(settings.key, "key.pem", "key");
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new Error("a TLS client certificate needs its key and the other way round");
+  }
+  return { ...(ca ? { caCerts: [ca] } : {}), ...(cert && key ? { cert, key } : {}) };
 }
 
 /** The daemon's error message from an error response body. */
@@ -103,16 +170,17 @@ async function errorMessage(res: HttpResponse): Promise<string> {
   return text.trim() || `${res.status} ${res.statusText}`;
 }
 
-/** A client of the daemon at one unix socket. */
+/** A client of the daemon at one address. */
 export class ApiClient {
-  #socketPath: string;
+  #connect: ConnectOptions;
   #host: string;
   #debug?: (line: string) => void;
 
-  /** A client of the daemon at `host` (`unix:///var/run/pouchd.sock`). */
+  /** A client of the daemon at `host` (`unix:///var/run/pouchd.sock`, `tcp://HOST:PORT`). */
   constructor(host: string, options: ApiClientOptions = {}) {
     this.#host = host;
-    this.#socketPath = parseHost(host);
+    const address = parseHost(host, { tls: options.tls !== undefined });
+    this.#connect = "socketPath" in address ? address : { ...address, tls: options.tls };
     this.#debug = options.debug;
   }
 
@@ -136,11 +204,35 @@ export class ApiClient {
   }
 
   #connectError(err: unknown): unknown {
-    if (
-      err instanceof Deno.errors.NotFound || err instanceof Deno.errors.ConnectionRefused ||
-      err instanceof Deno.errors.PermissionDenied
-    ) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.ConnectionRefused) {
       return new ConnectError(this.#host, { cause: err });
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      return new ConnectError(this.#host, {
+        cause: err,
+        reason: "permission denied: the socket is open to root and its group only " +
+          "(the daemon's --group, pouch by default)",
+      });
+    }
+    // A refused certificate shows up as an alert, or (TLS 1.3: the client's part of the
+    // handshake is done before the daemon checks its certificate) as a hang-up instead of the
+    // answer.
+    if (
+      "tls" in this.#connect && this.#connect.tls &&
+      (err instanceof Deno.errors.InvalidData || err instanceof Deno.errors.UnexpectedEof ||
+        err instanceof Deno.errors.ConnectionReset ||
+        (err instanceof Error && /closed the connection without answering/.test(err.message)))
+    ) {
+      const detail = (err as Error).message.replace(/: https?:\/\/\S+$/, "");
+      const hint = /peer certificate/.test(detail)
+        ? "is the daemon's certificate signed by the CA given (--tlscacert) and made for this host?"
+        : this.#connect.tls.cert
+        ? "the daemon refused the client certificate: is it signed by the CA the daemon trusts?"
+        : "the daemon requires a client certificate (--tlscert, --tlskey or DOCKER_CERT_PATH)";
+      return new ConnectError(this.#host, {
+        cause: err,
+        reason: `the TLS handshake failed (${detail}): ${hint}`,
+      });
     }
     return err;
   }
@@ -150,7 +242,7 @@ export class ApiClient {
     const req = this.#prepare(method, path, options);
     let res: HttpResponse;
     try {
-      res = await httpRequest(req, { socketPath: this.#socketPath });
+      res = await httpRequest(req, this.#connect);
     } catch (err) {
       throw this.#connectError(err);
     }
@@ -180,7 +272,7 @@ export class ApiClient {
     const req = this.#prepare(method, path, options);
     let res: HijackedConnection | HttpResponse;
     try {
-      res = await httpHijack(req, { socketPath: this.#socketPath });
+      res = await httpHijack(req, this.#connect);
     } catch (err) {
       throw this.#connectError(err);
     }

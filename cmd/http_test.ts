@@ -41,8 +41,16 @@ Deno.test("buildPath() prefixes the API version and encodes the query", () => {
     buildPath("/images/create", { changes: ["CMD a", "ENV b=c"] }),
     "/v1.41/images/create?changes=CMD+a&changes=ENV+b%3Dc",
   );
-  assert.equal(parseHost("unix:///run/p.sock"), "/run/p.sock");
-  assert.throws(() => parseHost("tcp://1.2.3.4:2375"), /not supported yet/);
+});
+
+Deno.test("parseHost() reads unix and tcp hosts with Docker's default ports", () => {
+  assert.deepEqual(parseHost("unix:///run/p.sock"), { socketPath: "/run/p.sock" });
+  assert.deepEqual(parseHost("tcp://1.2.3.4:2380"), { hostname: "1.2.3.4", port: 2380 });
+  assert.deepEqual(parseHost("tcp://h", { tls: true }), { hostname: "h", port: 2376 });
+  assert.deepEqual(parseHost("tcp://h"), { hostname: "h", port: 2375 });
+  assert.deepEqual(parseHost("tcp://[::1]:9"), { hostname: "::1", port: 9 });
+  assert.throws(() => parseHost("tcp://h:99999"), /invalid host/);
+  assert.throws(() => parseHost("ssh://h"), /invalid host/);
 });
 
 Deno.test("ApiClient reads Content-Length JSON and turns error answers into ApiError", async () => {

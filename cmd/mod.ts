@@ -7,7 +7,7 @@
  */
 
 import { attachCommands } from "./attach.ts";
-import { ApiClient, DEFAULT_HOST } from "./client.ts";
+import { ApiClient, DEFAULT_HOST, resolveTls } from "./client.ts";
 import {
   type Command,
   type CommandContext,
@@ -51,6 +51,23 @@ const globalFlags: FlagSpec[] = [
     default: DEFAULT_HOST,
   },
   { name: "debug", short: "D", kind: "bool", description: "Enable debug mode" },
+  { name: "tls", kind: "bool", description: "Use TLS; implied by --tlsverify" },
+  { name: "tlsverify", kind: "bool", description: "Use TLS and verify the remote" },
+  {
+    name: "tlscacert",
+    kind: "string",
+    description: "Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)",
+  },
+  {
+    name: "tlscert",
+    kind: "string",
+    description: "Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)",
+  },
+  {
+    name: "tlskey",
+    kind: "string",
+    description: "Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)",
+  },
   { name: "version", short: "v", kind: "bool", description: "Print version information and quit" },
   { name: "help", short: "h", kind: "bool", description: "Print usage" },
 ];
@@ -271,12 +288,25 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
 
   let client: ApiClient;
   try {
+    // As the Docker CLI: the flags default from DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
+    const fromEnv = (name: string) => (env(`POUCH_${name}`) ?? env(`DOCKER_${name}`)) || undefined;
+    const flagOrEnv = (flag: string, name: string) =>
+      global.has(flag) ? global.bool(flag) : fromEnv(name) !== undefined;
+    const tls = resolveTls({
+      tls: flagOrEnv("tls", "TLS"),
+      verify: flagOrEnv("tlsverify", "TLS_VERIFY"),
+      caCert: global.string("tlscacert"),
+      cert: global.string("tlscert"),
+      key: global.string("tlskey"),
+      certPath: fromEnv("CERT_PATH") ?? `${env("HOME") ?? ""}/.docker`,
+    });
     client = new ApiClient(
       global.string("host") ?? env("POUCH_HOST") ?? env("DOCKER_HOST") ?? DEFAULT_HOST,
       {
         debug: global.bool("debug")
           ? (line) => void writeAll(stderr, `DEBU[cli] ${line}\n`)
           : undefined,
+        tls,
       },
     );
   } catch (error) {

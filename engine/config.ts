@@ -578,11 +578,11 @@ function applyTlsFlags(
  * anyone who can reach the port, so it is refused unless `--insecure-tcp` says so.
  */
 function checkApiListen(config: DaemonConfig): void {
-  const tcp = config.listen.filter((address) =>
-    parseApiAddress(address, config).kind === "tcp"
-  );
+  const tcp = config.listen.filter((address) => parseApiAddress(address, config).kind === "tcp");
   if (config.tls && (!config.tlsCert || !config.tlsKey)) {
-    throw invalidArgument("TLS needs the server's certificate and key: give --tlscert and --tlskey");
+    throw invalidArgument(
+      "TLS needs the server's certificate and key: give --tlscert and --tlskey",
+    );
   }
   if (config.tlsVerify && !config.tlsCaCert) {
     throw invalidArgument("--tlsverify needs the CA of the client certificates: give --tlscacert");

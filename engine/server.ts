@@ -113,8 +113,10 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
       // node:https emits `upgrade` with the TLS socket, as node:http does with the plain one.
       server = createTlsServer(tlsOptions, listener) as unknown as Server;
       // A refused client certificate ends here: the handshake fails and nothing is served.
-      server.on("tlsClientError", (err: Error, socket: { remoteAddress?: string }) =>
-        log.info("TLS handshake refused", { address, client: socket.remoteAddress, error: err })
+      server.on(
+        "tlsClientError",
+        (err: Error, socket: { remoteAddress?: string }) =>
+          log.info("TLS handshake refused", { address, client: socket.remoteAddress, error: err }),
       );
     } else if (options.insecureTcp) {
       server = createServer(listener);
