@@ -263,11 +263,11 @@ export async function startPouch(options: PouchOptions = {}): Promise<PouchPeer>
     await dispose();
     throw new Error(`${(err as Error).message}\n${text.slice(-2000)}`);
   }
-  const version = JSON.parse((await moby.api("GET", "/version")).body).Version as string;
+  const { Version, GitCommit } = JSON.parse((await moby.api("GET", "/version")).body);
   return {
     name: "pouch",
     dir,
-    version: `pouch ${version}`,
+    version: `pouch ${Version}${GitCommit ? ` (${GitCommit})` : ""}`,
     containerdSocket: `${dir}/home/containerd/containerd.sock`,
     pid: child.pid,
     ...cli,

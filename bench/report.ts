@@ -151,6 +151,13 @@ export function svg(rows: Row[], title: string): string {
   rows.forEach((row, r) => {
     const y = TOP + r * GROUP;
     parts.push(`<text x="10" y="${y + GROUP / 2 + 2}">${escape(row.title)}</text>`);
+    const pouch = row.results.pouch;
+    if (pouch && "skipped" in pouch) {
+      const why = pouch.skipped.startsWith("failed") ? "failed" : "skipped";
+      parts.push(
+        `<text x="${xOf(1) + 6}" y="${y + GROUP / 2 + 2}" fill="#c00">pouch ${why}</text>`,
+      );
+    }
     PEERS.forEach((p, i) => {
       const value = costRatio(row, p.name);
       if (value === undefined) return;

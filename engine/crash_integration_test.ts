@@ -52,6 +52,17 @@ async function leftovers(daemon: TestDaemon) {
   };
 }
 
+/** Whether volume `name`'s directory and its loop-mounted image are there. */
+async function volumeLeftovers(daemon: TestDaemon, name: string) {
+  const dir = `${daemon.home}/volumes/${name}`;
+  const mounts = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+    .map((line) => line.split(" ")[4] ?? "");
+  return {
+    dir: await Deno.stat(dir).then(() => true, () => false),
+    mounted: mounts.includes(`${dir}/_data`),
+  };
+}
+
 const nothing = {
   records: [],
   containerdContainers: [],
@@ -159,6 +170,66 @@ Deno.test("crash matrix: kill -9 at every step of create, start and rm leaks not
         await ok(daemon, runArgs("doomed"));
         await crashAt(daemon, point, ["rm", "-f", "doomed"]);
         assert.deepEqual(await leftovers(daemon), nothing, point);
+      });
+    }
+
+    await t.step(
+      "volume create cut after the driver made it: undone at the next start",
+      async () => {
+        await crashAt(daemon, "volume:created", ["volume", "create", "--opt", "size=8m", "half"]);
+        assert.equal(
+          (await ok(daemon, ["volume", "ls", "-q", "--filter", "name=half"])).trim(),
+          "",
+        );
+        assert.deepEqual(await volumeLeftovers(daemon, "half"), { dir: false, mounted: false });
+        await ok(daemon, ["volume", "create", "--opt", "size=8m", "half"]);
+        assert.deepEqual(await volumeLeftovers(daemon, "half"), { dir: true, mounted: true });
+      },
+    );
+
+    await t.step(
+      "volume rm cut after the driver removed it: finished at the next start",
+      async () => {
+        await crashAt(daemon, "volume:removed", ["volume", "rm", "half"]);
+        assert.equal(
+          (await ok(daemon, ["volume", "ls", "-q", "--filter", "name=half"])).trim(),
+          "",
+        );
+        assert.deepEqual(await volumeLeftovers(daemon, "half"), { dir: false, mounted: false });
+      },
+    );
+
+    for (const point of ["network:recorded", "network:unbridged"]) {
+      await t.step(`network create and rm cut at ${point}: a whole network or none`, async () => {
+        const name = `net-${point.split(":")[1]}`;
+        const bridgeName = `pcx${crypto.randomUUID().slice(0, 8)}`;
+        const create = [
+          "network",
+          "create",
+          "--subnet",
+          `10.219.${point === "network:recorded" ? 1 : 2}.0/24`,
+          "--opt",
+          `com.docker.network.bridge.name=${bridgeName}`,
+          name,
+        ];
+        const bridgeExists = async () =>
+          (await new Deno.Command("ip", { args: ["link", "show", bridgeName], stderr: "null" })
+            .output()).success;
+        if (point === "network:recorded") {
+          await crashAt(daemon, point, create);
+        } else {
+          await ok(daemon, create);
+          await crashAt(daemon, point, ["network", "rm", name]);
+        }
+        // Either way the network is whole: its record and its bridge, usable and removable.
+        assert.equal(
+          (await ok(daemon, ["network", "ls", "-q", "--filter", `name=${name}`])).trim() !== "",
+          true,
+        );
+        assert.ok(await bridgeExists(), `${point}: the network has no bridge`);
+        await ok(daemon, ["run", "--rm", "--network", name, "busybox", "true"]);
+        await ok(daemon, ["network", "rm", name]);
+        assert.ok(!await bridgeExists(), `${point}: the bridge outlived its network`);
       });
     }
 

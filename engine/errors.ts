@@ -16,6 +16,7 @@ export type ErrorKind =
   | "Forbidden"
   | "Unavailable"
   | "NotImplemented"
+  | "TooLarge"
   | "System";
 
 /** An error of a known kind, keeping the error that caused it. */
@@ -69,6 +70,11 @@ export function unavailable(message: string, cause?: unknown): EngineError {
 /** The feature is not implemented. */
 export function notImplemented(message: string, cause?: unknown): EngineError {
   return new EngineError("NotImplemented", message, { cause });
+}
+
+/** A request body past the API's size limit (413). */
+export function tooLarge(message: string, cause?: unknown): EngineError {
+  return new EngineError("TooLarge", message, { cause });
 }
 
 /** An unexpected failure inside the engine. */
@@ -129,6 +135,8 @@ export function statusOf(err: unknown): number {
       return 503;
     case "NotImplemented":
       return 501;
+    case "TooLarge":
+      return 413;
     default:
       return 500;
   }

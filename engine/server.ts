@@ -215,6 +215,9 @@ async function readTlsFiles(tls: ServerTls) {
     requestCert: tls.verify,
     rejectUnauthorized: tls.verify,
     minVersion: "TLSv1.2" as const,
+    // Attach and exec clients half-close to end stdin and still read the output (node:https
+    // would end the connection at the half-close; node:http keeps it open).
+    allowHalfOpen: true,
   };
 }
 

@@ -20,6 +20,7 @@ import {
   messageOf,
   notFound,
 } from "../engine/errors.ts";
+import { faultPoint } from "../engine/faults.ts";
 import {
   bridgeConfList,
   bridgePorts,
@@ -503,6 +504,7 @@ export class NetworkManager {
     return this.#locked(async () => {
       const record = await this.#plan(request);
       this.#networks.put(record.id, record);
+      faultPoint("network:recorded");
       try {
         await this.#ensureBridge(record);
       } catch (err) {
@@ -988,9 +990,12 @@ export class NetworkManager {
           "endpoints",
       );
     }
-    this.#networks.delete(network.id);
+    // The record goes last: a crash midway leaves the network, whose bridge the next start
+    // brings back, rather than a bridge no record knows.
     if (network.bridge) await removeBridge(network.bridge);
     await Deno.remove(`${this.ipamDir}/${network.id}`, { recursive: true }).catch(() => {});
+    faultPoint("network:unbridged");
+    this.#networks.delete(network.id);
   }
 
   /** Validates a create request into a record (subnet chosen from the pools when not given). */

@@ -41,6 +41,11 @@ export interface VolumeDriver {
   unmount(volume: DriverVolume, containerId: string): Promise<void>;
   /** Re-establishes what the driver keeps mounted after a daemon (or host) restart. */
   restore(volume: DriverVolume): Promise<void>;
+  /**
+   * Removes whatever a create of volume `name` with `options` that a crash cut short may have
+   * left; nothing there is not an error.
+   */
+  forget?(name: string, options: Record<string, string>): Promise<void>;
   /** The driver's capabilities. */
   capabilities(): DriverCapabilities;
   /**

@@ -185,6 +185,12 @@ export class LocalDriver implements VolumeDriver {
     return { scope: "local" };
   }
 
+  /** Removes what a create cut short left (see {@link VolumeDriver.forget}). */
+  async forget(name: string, options: Record<string, string>): Promise<void> {
+    const base = await this.#baseOf(options).catch(() => undefined);
+    if (base) await removeVolumeDir(`${base}/${name}/_data`);
+  }
+
   async #baseOf(options: Record<string, string>): Promise<string> {
     const mount = options.mount;
     if (mount === undefined) return this.#root;

@@ -8,6 +8,7 @@
  * @module
  */
 import { conflict, invalidArgument, isNotFound, notFound } from "../engine/errors.ts";
+import { faultPoint } from "../engine/faults.ts";
 import type { DriverVolume, VolumeDriver } from "./driver.ts";
 import { validateVolumeName } from "./driver.ts";
 
@@ -33,6 +34,11 @@ export interface VolumeRecord {
   refs: string[];
   /** Made for an image's `VOLUME` or a `-v /path` without a name; `rm -v` removes it. */
   anonymous: boolean;
+  /**
+   * A create or remove in progress, persisted before the driver acts: a crash midway is undone
+   * or finished at the next start. Such a record is not a volume yet (or any more).
+   */
+  phase?: "creating" | "removing";
 }
 
 /** Docker's `Volume` object. */
@@ -227,22 +233,43 @@ export class VolumeManager {
         }
         return this.#view(existing);
       }
-      const created = await driver.create(name, { ...(request.DriverOpts ?? {}) });
-      const record: VolumeRecord = {
+      const intent: VolumeRecord = {
         name,
         driver: driverName,
         created: new Date().toISOString(),
         labels: { ...(request.Labels ?? {}) },
+        options: { ...(request.DriverOpts ?? {}) },
+        mountpoint: "",
+        status: {},
+        refs: [],
+        anonymous: options.anonymous === true,
+        phase: "creating",
+      };
+      this.#records.put(name, intent);
+      let created: DriverVolume;
+      try {
+        created = await driver.create(name, { ...(request.DriverOpts ?? {}) });
+      } catch (err) {
+        this.#records.delete(name);
+        throw err;
+      }
+      faultPoint("volume:created");
+      const { phase: _phase, ...rest } = intent;
+      const record: VolumeRecord = {
+        ...rest,
         options: created.options,
         mountpoint: created.mountpoint,
         status: created.status,
-        refs: [],
-        anonymous: options.anonymous === true,
       };
       try {
         this.#records.put(name, record);
       } catch (err) {
         await driver.remove(created).catch(() => {});
+        try {
+          this.#records.delete(name);
+        } catch {
+          // The next start finds the intent and cleans up after it.
+        }
         throw err;
       }
       this.#emit(record, "create");
@@ -266,11 +293,16 @@ export class VolumeManager {
         throw conflict(`remove ${name}: volume is in use - [${record.refs.join(", ")}]`);
       }
       const builtIn = this.#drivers.has(record.driver);
+      this.#records.put(name, { ...record, phase: "removing" });
       try {
         await (await this.#driver(record.driver)).remove(driverVolume(record));
       } catch (err) {
-        if (builtIn || !options.force) throw err;
+        if (builtIn || !options.force) {
+          this.#records.put(name, record);
+          throw err;
+        }
       }
+      faultPoint("volume:removed");
       this.#records.delete(name);
       this.#emit(record, "destroy");
     });
@@ -359,6 +391,14 @@ export class VolumeManager {
   async restore(
     options: { liveContainers?: Set<string>; warn?: (message: string) => void } = {},
   ): Promise<void> {
+    for (const record of this.#records.list()) {
+      if (record.phase) {
+        await this.#finishPhase(record).catch((err) =>
+          options.warn?.(`volume ${record.name}: cannot clean up: ${(err as Error).message}`)
+        );
+        continue;
+      }
+    }
     for (const record of this.#list()) {
       const live = options.liveContainers;
       if (live && record.refs.some((id) => !live.has(id))) {
@@ -375,6 +415,17 @@ export class VolumeManager {
         options.warn?.(`volume ${record.name}: cannot restore: ${(err as Error).message}`);
       }
     }
+  }
+
+  /** Undoes a create, or finishes a remove, that a crash cut short. */
+  async #finishPhase(record: VolumeRecord): Promise<void> {
+    const driver = await this.#driver(record.driver).catch(() => undefined);
+    if (record.phase === "creating") {
+      await driver?.forget?.(record.name, record.options);
+    } else {
+      await driver?.remove(driverVolume(record));
+    }
+    this.#records.delete(record.name);
   }
 
   #dropRef(name: string, containerId: string): void {
@@ -396,8 +447,9 @@ export class VolumeManager {
     return record;
   }
 
+  /** Every volume (records of a create or remove in progress are not volumes). */
   #list(): VolumeRecord[] {
-    return this.#records.list();
+    return this.#records.list().filter((record) => !record.phase);
   }
 
   /** Built-in drivers first, then `resolveDriver`; throws InvalidArgument when none is found. */

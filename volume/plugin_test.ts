@@ -342,6 +342,8 @@ Deno.test("PluginRegistry activates once, again after a restart, and forgets a g
 class MemoryStore implements VolumeStore {
   data = new Map<string, string>();
   failWrites = false;
+  /** Writes that succeed before `failWrites` takes effect. */
+  writesBeforeFailing = 0;
   bucket<T>(kind: string): VolumeBucket<T> {
     const key = (id: string) => `${kind}/${id}`;
     return {
@@ -353,7 +355,7 @@ class MemoryStore implements VolumeStore {
         [...this.data.entries()].filter(([k]) => k.startsWith(`${kind}/`))
           .map(([, v]) => JSON.parse(v) as T),
       put: (id, value) => {
-        if (this.failWrites) throw new Error("disk full");
+        if (this.failWrites && this.writesBeforeFailing-- <= 0) throw new Error("disk full");
         this.data.set(key(id), JSON.stringify(value));
       },
       delete: (id) => void this.data.delete(key(id)),
@@ -437,14 +439,20 @@ Deno.test("VolumeManager: create, mount, inspect and remove through a plugin", a
     "VolumeDriver.Remove v1",
   ]);
 
-  // The plugin created the volume but pouch cannot record it: removed at the plugin again.
+  // pouch cannot record the intent: the plugin is never asked to create anything.
   store.failWrites = true;
+  const before = plugin.calls.length;
+  await assert.rejects(volumes.create({ Name: "v3", Driver: "tp" }), /disk full/);
+  assert.deepEqual(plugin.calls.slice(before), []);
+  // The plugin created the volume but pouch cannot record it: removed at the plugin again.
+  store.writesBeforeFailing = 1;
   await assert.rejects(volumes.create({ Name: "v3", Driver: "tp" }), /disk full/);
   assert.deepEqual(plugin.calls.slice(-3), [
     "VolumeDriver.Create v3",
     "VolumeDriver.Get v3",
     "VolumeDriver.Remove v3",
   ]);
+  assert.equal(store.data.size, 0);
   store.failWrites = false;
   assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
 });

@@ -77,6 +77,11 @@ export class TmpfsDriver implements VolumeDriver {
   }
 
   /** The tmpfs mount point. */
+  /** Removes what a create cut short left (see {@link VolumeDriver.forget}). */
+  async forget(name: string): Promise<void> {
+    await removeVolumeDir(`${this.#root}/${name}/_data`);
+  }
+
   path(volume: DriverVolume): string {
     return volume.mountpoint;
   }

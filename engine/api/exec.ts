@@ -10,7 +10,14 @@ import { invalidArgument } from "../errors.ts";
 import type { ExecConfig, ExecManager } from "../exec.ts";
 import { pipeHijacked } from "./hijack.ts";
 import { checkGoType, EXEC_BODY } from "./body_types.ts";
-import { type ApiEnv, hijackedResponse, intQuery, jsonBody, upgradeConnection } from "./http.ts";
+import {
+  type ApiEnv,
+  bodyText,
+  hijackedResponse,
+  intQuery,
+  jsonBody,
+  upgradeConnection,
+} from "./http.ts";
 
 /** What the exec routes need of the engine. */
 export type ExecBackend = Pick<
@@ -36,8 +43,8 @@ export function execRoutes(backend: ExecBackend): Hono<ApiEnv> {
   app.post("/exec/:id/start", async (c) => {
     const id = c.req.param("id");
     // Docker's CLI sends `{}` or nothing for a plain start; only a given body must parse.
-    // (Hono caches the body, so jsonBody reads the same text again.)
-    const text = await c.req.text();
+    // (The body is cached, so jsonBody reads the same text again.)
+    const text = await bodyText(c);
     const body = text.trim() === "" ? {} : await jsonBody<ExecStartRequest>(c);
     const exec = backend.checkStart(id);
     if (body.Detach) {

@@ -6,7 +6,7 @@
  */
 import type { Context } from "hono";
 import type { Duplex } from "node:stream";
-import { invalidArgument } from "../errors.ts";
+import { invalidArgument, kindOf, tooLarge } from "../errors.ts";
 import { checkJsonDepth } from "./body_types.ts";
 
 /** A connection the server can hand over to a route (`Upgrade: tcp`). */
@@ -65,13 +65,7 @@ export function filtersQuery(c: Context): Record<string, string[]> {
 
 /** Parses a required JSON object body, whatever its content type says. */
 export async function jsonBody<T>(c: Context): Promise<T> {
-  let text: string;
-  try {
-    text = await c.req.text();
-  } catch (err) {
-    // A body the client broke off or framed wrongly is its error, not the daemon's.
-    throw invalidArgument(`cannot read the request body: ${(err as Error).message}`, err);
-  }
+  const text = await bodyText(c);
   if (text.trim() === "") throw invalidArgument("empty request body: a JSON object is required");
   checkJsonDepth(text);
   let value: unknown;
@@ -84,6 +78,55 @@ export async function jsonBody<T>(c: Context): Promise<T> {
     throw invalidArgument("request body must be a JSON object");
   }
   return value as T;
+}
+
+/**
+ * The largest JSON body the API reads (4 MiB: a container config with a large env or a seccomp
+ * profile is far below it); archives (`load`, `import`, `cp`) stream and are not JSON.
+ */
+export const MAX_JSON_BODY = 4 * 1024 * 1024;
+
+/**
+ * The request's body as text, at most {@link MAX_JSON_BODY} bytes (413 past it, declared or
+ * streamed); read once and cached where Hono's `c.req.text()` finds it.
+ */
+export async function bodyText(c: Context): Promise<string> {
+  const cached = c.req.bodyCache.text;
+  if (cached) return await cached;
+  const declared = Number(c.req.header("content-length") ?? 0);
+  if (declared > MAX_JSON_BODY) {
+    throw tooLarge(`request body of ${declared} bytes is over the limit of ${MAX_JSON_BODY}`);
+  }
+  let text: string;
+  try {
+    text = await readCapped(c.req.raw, MAX_JSON_BODY);
+  } catch (err) {
+    if (kindOf(err) === "TooLarge") throw err;
+    // A body the client broke off or framed wrongly is its error, not the daemon's.
+    throw invalidArgument(`cannot read the request body: ${(err as Error).message}`, err);
+  }
+  // Hono keeps promises there (its types say strings): json() chains on it.
+  (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(text);
+  return text;
+}
+
+/** The body as text, failing with TooLarge as soon as it passes `limit` bytes (chunked too). */
+async function readCapped(request: Request, limit: number): Promise<string> {
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of request.body) {
+    total += chunk.length;
+    if (total > limit) throw tooLarge(`request body is over the limit of ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(body);
 }
 
 /** Writes the 101 answer that hands the connection to a stream. */

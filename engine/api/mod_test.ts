@@ -4,6 +4,7 @@ import { notFound, notModified } from "../errors.ts";
 import { Logger } from "../log.ts";
 import { createApi } from "./mod.ts";
 import type { ContainersBackend } from "./containers.ts";
+import { MAX_JSON_BODY } from "./http.ts";
 
 function container(name: string, status: Container["state"]["Status"]): Container {
   return {
@@ -113,6 +114,24 @@ Deno.test("API parses create bodies explicitly, whatever the content type", asyn
   });
   assert.equal(created.status, 201);
   assert.deepEqual(calls, ['create web2 {"Image":"busybox"}']);
+});
+
+Deno.test("API refuses JSON bodies over the limit with 413, declared or streamed", async () => {
+  const { app, calls } = fakeApp();
+  const big = JSON.stringify({ Image: "busybox", Env: ["X=" + "x".repeat(MAX_JSON_BODY)] });
+  const declared = await app.request("/containers/create", { method: "POST", body: big });
+  assert.equal(declared.status, 413);
+  assert.match((await declared.json()).message, /over the limit/);
+  // Chunked: no length given, cut off as it arrives.
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(big));
+      controller.close();
+    },
+  });
+  const chunked = await app.request("/containers/create", { method: "POST", body: stream });
+  assert.equal(chunked.status, 413);
+  assert.deepEqual(calls, []);
 });
 
 Deno.test("API answers /_ping with the API version header", async () => {
