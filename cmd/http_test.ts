@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { respond, startFakeServer } from "./_fake_server.ts";
-import { ApiClient, ApiError, buildPath, ConnectError, jsonMessages, parseHost } from "./client.ts";
+import {
+  ApiClient,
+  ApiError,
+  buildPath,
+  ConnectError,
+  jsonMessages,
+  parseHost,
+  resolveTls,
+} from "./client.ts";
 import { BufferedReader, type ByteSource, chunkedBody } from "./http.ts";
 import { Demultiplexer, encodeFrame } from "./stream.ts";
 
@@ -148,4 +156,26 @@ Deno.test("ApiClient says it cannot connect when no daemon listens", async () =>
       e.message ===
         "Cannot connect to the pouch daemon at unix:///nonexistent/pouchd.sock. Is the daemon running?",
   );
+});
+
+Deno.test("resolveTls() reads the cert path's files as the Docker CLI, and needs the CA to verify", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const settings = { tls: false, verify: true, certPath: dir };
+    assert.equal(resolveTls({ ...settings, verify: false }), undefined);
+    assert.throws(() => resolveTls(settings), /--tlsverify needs it/);
+    await Deno.writeTextFile(`${dir}/ca.pem`, "CA");
+    assert.deepEqual(resolveTls(settings), { caCerts: ["CA"] });
+    await Deno.writeTextFile(`${dir}/cert.pem`, "CERT");
+    assert.throws(() => resolveTls(settings), /needs its key/);
+    await Deno.writeTextFile(`${dir}/key.pem`, "KEY");
+    assert.deepEqual(resolveTls(settings), { caCerts: ["CA"], cert: "CERT", key: "KEY" });
+    // Files named by flags must exist.
+    assert.throws(
+      () => resolveTls({ ...settings, cert: `${dir}/missing.pem` }),
+      /could not read the TLS certificate .*missing\.pem/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

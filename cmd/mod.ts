@@ -56,7 +56,7 @@ const globalFlags: FlagSpec[] = [
   {
     name: "tlscacert",
     kind: "string",
-    description: "Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)",
+    description: "Trust certs signed by this CA (default $DOCKER_CERT_PATH/ca.pem)",
   },
   {
     name: "tlscert",

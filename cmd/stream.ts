@@ -136,9 +136,33 @@ export async function copyOutput(
   }
   const demux = new Demultiplexer();
   for await (const chunk of source) {
+    // Consecutive frames for one target go out in one write: a log of a million short lines
+    // would otherwise cost a million system calls.
+    let target: Writer | undefined;
+    let batch: Uint8Array[] = [];
+    const flush = async () => {
+      if (target && batch.length > 0) await writeAll(target, concat(batch));
+      batch = [];
+    };
     for (const frame of demux.push(chunk)) {
-      const target = frame.stream === StreamType.stdout ? outputs.stdout : outputs.stderr;
-      await writeAll(target, frame.data);
+      const next = frame.stream === StreamType.stdout ? outputs.stdout : outputs.stderr;
+      if (next !== target) {
+        await flush();
+        target = next;
+      }
+      batch.push(frame.data);
     }
+    await flush();
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }

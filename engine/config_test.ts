@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { defaultConfig, loadConfig } from "./config.ts";
+import { defaultConfig, loadConfig, parseApiAddress } from "./config.ts";
 import { isInvalidArgument } from "./errors.ts";
 
 async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
@@ -250,4 +250,87 @@ Deno.test("loadConfig() takes the default log driver, its options and the plugin
   await assert.rejects(loadConfig(["--log-driver", "fluentd"]), isInvalidArgument);
   await assert.rejects(loadConfig(["--log-opt", "max-files=2"]), isInvalidArgument);
   await assert.rejects(loadConfig(["--log-opt", "nokey"]), isInvalidArgument);
+});
+
+Deno.test("loadConfig() reads the TLS flags and keys; --tlsverify and a certificate imply TLS", async () => {
+  await withFile(
+    JSON.stringify({ tlscert: "/f/cert.pem", tlskey: "/f/key.pem", tlscacert: "/f/ca.pem" }),
+    async (path) => {
+      const config = await loadConfig(["--config-file", path, "-l", "tcp://127.0.0.1"]);
+      assert.ok(config !== "help");
+      assert.deepEqual(
+        [config.tls, config.tlsVerify, config.tlsCert, config.tlsKey, config.tlsCaCert],
+        [true, false, "/f/cert.pem", "/f/key.pem", "/f/ca.pem"],
+      );
+      const verify = await loadConfig([
+        "--config-file",
+        path,
+        "--tlsverify",
+        "--tlscert",
+        "/g/cert.pem",
+        "-l",
+        "tcp://127.0.0.1:2376",
+        "-l",
+        "unix:///run/p.sock",
+      ]);
+      assert.ok(verify !== "help");
+      assert.deepEqual([verify.tls, verify.tlsVerify, verify.tlsCert], [true, true, "/g/cert.pem"]);
+    },
+  );
+  await withFile(
+    JSON.stringify({ tls: true, tlsverify: true, tlscert: "/c", tlskey: "/k", tlscacert: "/a" }),
+    async (path) => {
+      const config = await loadConfig(["--config-file", path, "--tlsverify=false"]);
+      assert.ok(config !== "help");
+      assert.deepEqual([config.tls, config.tlsVerify], [true, false]);
+    },
+  );
+});
+
+Deno.test("loadConfig() refuses TCP without TLS unless --insecure-tcp, and half-set TLS", async () => {
+  await withFile("{}", async (path) => {
+    await assert.rejects(
+      loadConfig(["--config-file", path, "-l", "tcp://127.0.0.1:2375"]),
+      /refusing to listen on tcp:\/\/127\.0\.0\.1:2375 without TLS/,
+    );
+    const forced = await loadConfig(["--config-file", path, "-l", "tcp://:2375", "--insecure-tcp"]);
+    assert.ok(forced !== "help");
+    assert.equal(forced.insecureTcp, true);
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--tls", "--tlscert", "/c"]),
+      /give --tlscert and --tlskey/,
+    );
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--tlsverify", "--tlscert", "/c", "--tlskey", "/k"]),
+      /--tlsverify needs the CA/,
+    );
+    await assert.rejects(
+      loadConfig(["--config-file", path, "--insecure-tcp", "-l", "tcp://h:99999"]),
+      /want a port of 1-65535/,
+    );
+  });
+});
+
+Deno.test("parseApiAddress() reads unix and tcp addresses with dockerd's defaults", () => {
+  assert.deepEqual(parseApiAddress("unix:///run/p.sock", { tls: true }), {
+    kind: "unix",
+    path: "/run/p.sock",
+  });
+  assert.deepEqual(parseApiAddress("tcp://0.0.0.0", { tls: true }), {
+    kind: "tcp",
+    host: "0.0.0.0",
+    port: 2376,
+  });
+  assert.deepEqual(parseApiAddress("tcp://:9000", { tls: false }), {
+    kind: "tcp",
+    host: "localhost",
+    port: 9000,
+  });
+  assert.deepEqual(parseApiAddress("tcp://[::1]", { tls: false }), {
+    kind: "tcp",
+    host: "::1",
+    port: 2375,
+  });
+  assert.throws(() => parseApiAddress("tcp://a/b", { tls: true }), isInvalidArgument);
+  assert.throws(() => parseApiAddress("http://a", { tls: true }), isInvalidArgument);
 });

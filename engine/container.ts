@@ -33,7 +33,7 @@ import {
 import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { CriFileLog } from "./cri_log.ts";
-import { frame, readLogs } from "./logs.ts";
+import { concatBytes, frame, readLogBatches } from "./logs.ts";
 import {
   canReadLogs,
   type LogConfig,
@@ -302,6 +302,8 @@ interface Live {
   removeWaiters: Array<(code: number) => void>;
   /** Serialises lifecycle operations on this container. */
   lock: Promise<void>;
+  /** Input an attached client sent before the container started (its stdin was not open). */
+  pendingInput: Array<Uint8Array | null>;
   /** A restart the restart policy scheduled, waiting for its back-off. */
   restartTimer?: ReturnType<typeof setTimeout>;
   /** The next back-off of the restart policy (Docker's: 100 ms doubling to 1 min). */
@@ -1177,6 +1179,9 @@ export class ContainerManager {
     live.pump = pump;
     live.log = log;
     live.stdin = stdin;
+    if (stdin) {
+      for (const chunk of live.pendingInput.splice(0)) this.#feedStdin(container, stdin, chunk);
+    }
     container.state = {
       ...emptyState("running"),
       Pid: pid,
@@ -1295,6 +1300,7 @@ export class ContainerManager {
     const live = this.#liveOf(id);
     await live.stdin?.close();
     live.stdin = undefined;
+    live.pendingInput = [];
     live.pump = undefined;
     live.log = undefined;
     live.monitor = undefined;
@@ -1779,20 +1785,29 @@ export class ContainerManager {
     let input: ((chunk: Uint8Array | null) => void) | undefined;
     if (options.stdin && container.config.OpenStdin) {
       input = (chunk) => {
-        const stdin = this.#live.get(container.id)?.stdin;
-        if (!stdin) return;
-        if (chunk === null) {
-          if (container.config.StdinOnce) {
-            stdin.close().then(() =>
-              this.#client.tasks.closeIO(container.id, { stdin: true }).catch(() => {})
-            );
-          }
+        const live = this.#liveOf(container.id);
+        // `docker run -i` attaches before the start: what it sends waits for the stdin FIFO.
+        if (!live.stdin) {
+          live.pendingInput.push(chunk);
           return;
         }
-        stdin.write(chunk);
+        this.#feedStdin(container, live.stdin, chunk);
       };
     }
     return { input, detach: unsubscribe };
+  }
+
+  /** Writes `chunk` to a container's stdin; null is the client's end of input. */
+  #feedStdin(container: Container, stdin: StdinWriter, chunk: Uint8Array | null): void {
+    if (chunk !== null) {
+      stdin.write(chunk);
+      return;
+    }
+    if (container.config.StdinOnce) {
+      stdin.close().then(() =>
+        this.#client.tasks.closeIO(container.id, { stdin: true }).catch(() => {})
+      );
+    }
   }
 
   /** The container's log entries, framed for the client; follows until the container stops. */
@@ -1816,17 +1831,21 @@ export class ContainerManager {
     if (!canReadLogs(container.hostConfig.LogConfig)) throw notImplemented(NO_READ_MESSAGE);
     const tty = container.config.Tty === true;
     const encoder = new TextEncoder();
-    const entries = readLogs(`${this.dir(container.id)}/json.log`, {
+    const batches = readLogBatches(`${this.dir(container.id)}/json.log`, {
       ...options,
       stopped: () => {
         const current = this.#records.find(container.id);
         return !current || !["running", "paused", "restarting"].includes(current.state.Status);
       },
     });
-    for await (const entry of entries) {
-      const text = options.timestamps ? `${entry.time} ${entry.log}` : entry.log;
-      const bytes = encoder.encode(text);
-      yield tty ? bytes : frame(entry.stream === "stdout" ? 1 : 2, bytes);
+    // A batch goes out in one write, not a write per line.
+    for await (const batch of batches) {
+      if (batch.length === 0) continue;
+      yield concatBytes(batch.map((entry) => {
+        const text = options.timestamps ? `${entry.time} ${entry.log}` : entry.log;
+        const bytes = encoder.encode(text);
+        return tty ? bytes : frame(entry.stream === "stdout" ? 1 : 2, bytes);
+      }));
     }
   }
 
@@ -2030,6 +2049,7 @@ export class ContainerManager {
         exitWaiters: [],
         removeWaiters: [],
         lock: Promise.resolve(),
+        pendingInput: [],
       };
       this.#live.set(id, live);
     }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { logTime } from "./logs.ts";
+import { concatBytes, logTime } from "./logs.ts";
 import type { StreamName } from "./stdio.ts";
 
 /** A piece of a line longer than this becomes a `P` entry, as containerd's CRI does (16 KiB). */
@@ -123,14 +123,8 @@ export class CriFileLog {
     const parts = this.#partial[stream];
     if (parts.length === 0) return tail;
     parts.push(tail);
-    const joined = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-    let offset = 0;
-    for (const part of parts) {
-      joined.set(part, offset);
-      offset += part.length;
-    }
     this.#partial[stream] = [];
-    return joined;
+    return concatBytes(parts);
   }
 
   #emit(stream: StreamName, text: Uint8Array, partial: boolean): void {

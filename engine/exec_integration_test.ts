@@ -307,6 +307,14 @@ Deno.test("exec: output, exit codes, options, stdin and inspect", async (t) => {
       assert.equal(started.code, 6, started.stderr);
       assert.equal(started.stdout, "got once more\n");
       await ok(daemon, ["rm", "again"]);
+      // The Docker CLI attaches before the start and may send all of its input (and its end)
+      // before the container runs: nothing of it may be lost.
+      const input = new Uint8Array(200_000).map((_, i) => 97 + (i % 26));
+      const docker = await daemon.docker(["run", "--rm", "-i", "busybox", "wc", "-c"], {
+        stdin: input,
+      });
+      assert.equal(docker.code, 0, docker.stderr);
+      assert.equal(docker.stdout.trim(), "200000");
     });
   });
 });

@@ -44,7 +44,10 @@ export class JsonFileLog {
   #size = 0;
   readonly #maxSize: number;
   readonly #maxFiles: number;
-  #queue: Promise<void> = Promise.resolve();
+  /** Encoded entries waiting for the writer, in order. */
+  #pending: Uint8Array[] = [];
+  /** The writer draining `#pending`, while it runs. */
+  #writing: Promise<void> | null = null;
   readonly #partial: Record<StreamName, Uint8Array[]> = { stdout: [], stderr: [] };
   readonly #decoder = new TextDecoder();
 
@@ -58,8 +61,7 @@ export class JsonFileLog {
   /** Adds output of `stream`; complete lines become entries, a partial line waits. */
   write(stream: StreamName, chunk: Uint8Array): void {
     let start = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      if (chunk[i] !== 0x0a) continue;
+    for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, start)) {
       this.#emit(stream, this.#join(stream, chunk.subarray(start, i + 1)));
       start = i + 1;
     }
@@ -77,7 +79,7 @@ export class JsonFileLog {
         this.#emit(stream, this.#join(stream, new Uint8Array()));
       }
     }
-    await this.#queue;
+    while (this.#writing) await this.#writing;
   }
 
   /** Flushes and closes the file. */
@@ -91,31 +93,48 @@ export class JsonFileLog {
     const parts = this.#partial[stream];
     if (parts.length === 0) return tail;
     parts.push(tail);
-    const joined = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-    let offset = 0;
-    for (const part of parts) {
-      joined.set(part, offset);
-      offset += part.length;
-    }
     this.#partial[stream] = [];
-    return joined;
+    return concatBytes(parts);
   }
 
   #emit(stream: StreamName, bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     const entry: LogEntry = { log: this.#decoder.decode(bytes), stream, time: logTime() };
-    const line = encoder.encode(JSON.stringify(entry) + "\n");
-    this.#queue = this.#queue.then(async () => {
-      let file = this.#file ?? await this.#open();
-      if (this.#maxSize > 0 && this.#size > 0 && this.#size + line.length > this.#maxSize) {
-        file = await this.#rotate();
+    this.#pending.push(encoder.encode(JSON.stringify(entry) + "\n"));
+    this.#writing ??= this.#drain().finally(() => this.#writing = null);
+  }
+
+  /**
+   * Writes the pending entries, as many as have piled up in one write each time (a write per
+   * entry made a chatty container's output crawl), rotating between entries by size.
+   */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const lines = this.#pending;
+        this.#pending = [];
+        let file = this.#file ?? await this.#open();
+        let batch: Uint8Array[] = [];
+        let batchBytes = 0;
+        for (const line of lines) {
+          const size = this.#size + batchBytes + line.length;
+          if (this.#maxSize > 0 && this.#size + batchBytes > 0 && size > this.#maxSize) {
+            await writeAll(file, concatBytes(batch, batchBytes));
+            this.#size += batchBytes;
+            batch = [];
+            batchBytes = 0;
+            file = await this.#rotate();
+          }
+          batch.push(line);
+          batchBytes += line.length;
+        }
+        await writeAll(file, concatBytes(batch, batchBytes));
+        this.#size += batchBytes;
       }
-      let offset = 0;
-      while (offset < line.length) offset += await file.write(line.subarray(offset));
-      this.#size += line.length;
-    }).catch(() => {
-      // A full disk must not kill the pump; the entry is lost as Docker would lose it.
-    });
+    } catch {
+      // A full disk must not kill the pump; the entries are lost as Docker would lose them.
+      this.#pending = [];
+    }
   }
 
   async #open(): Promise<Deno.FsFile> {
@@ -208,33 +227,63 @@ export function parseLogText(text: string, options: ReadLogsOptions = {}): LogEn
  */
 export async function* readLogs(
   path: string,
-  options: ReadLogsOptions & {
-    follow?: boolean;
-    stopped?: () => boolean;
-    signal?: AbortSignal;
-  } = {},
+  options: ReadLogBatchesOptions = {},
 ): AsyncGenerator<LogEntry> {
+  for await (const batch of readLogBatches(path, options)) yield* batch;
+}
+
+/** Options of {@link readLogs} and {@link readLogBatches}. */
+export type ReadLogBatchesOptions = ReadLogsOptions & {
+  follow?: boolean;
+  stopped?: () => boolean;
+  signal?: AbortSignal;
+};
+
+/**
+ * {@link readLogs} a batch at a time (the entries of one read of the file): what a streaming
+ * reader sends in one write.
+ */
+export async function* readLogBatches(
+  path: string,
+  options: ReadLogBatchesOptions = {},
+): AsyncGenerator<LogEntry[]> {
   const { tail, ...filters } = options;
   let live = await Deno.open(path, { read: true }).catch(() => null);
   try {
     const liveIno = live ? (await live.stat()).ino : null;
-    const entries: LogEntry[] = [];
-    for (const rotated of await rotatedLogFiles(path)) {
-      // A rotation between the open and this listing made the open file a rotated one.
-      const info = await Deno.stat(rotated).catch(() => null);
-      if (!info || (liveIno !== null && info.ino === liveIno)) continue;
-      const bytes = await Deno.readFile(rotated).catch(() => new Uint8Array());
-      entries.push(...parseLogText(completeLines(bytes), filters));
-    }
     let offset = 0;
-    if (live) {
-      const bytes = await readAt(live, 0, Infinity);
-      const end = bytes.lastIndexOf(0x0a) + 1;
-      offset = end;
-      entries.push(...parseLogText(decoder.decode(bytes.subarray(0, end)), filters));
+    // Streamed a chunk at a time: a log of gigabytes must not be held in memory (nor spread
+    // into one call's arguments).
+    async function* existing(): AsyncGenerator<LogEntry[]> {
+      for (const rotated of await rotatedLogFiles(path)) {
+        // A rotation between the open and this listing made the open file a rotated one.
+        const info = await Deno.stat(rotated).catch(() => null);
+        if (!info || (liveIno !== null && info.ino === liveIno)) continue;
+        const file = await Deno.open(rotated, { read: true }).catch(() => null);
+        if (!file) continue;
+        try {
+          yield* scanEntries(file, filters);
+        } finally {
+          file.close();
+        }
+      }
+      if (live) offset = yield* scanEntries(live, filters);
     }
-    if (tail !== undefined && tail >= 0) yield* tail === 0 ? [] : entries.slice(-tail);
-    else yield* entries;
+    if (tail !== undefined && tail >= 0) {
+      // Only the last `tail` entries are kept while reading, in a ring.
+      const ring: LogEntry[] = [];
+      let next = 0;
+      for await (const batch of existing()) {
+        if (tail === 0) continue;
+        for (const entry of batch) {
+          ring[next] = entry;
+          next = (next + 1) % tail;
+        }
+      }
+      yield ring.length === tail ? [...ring.slice(next), ...ring.slice(0, next)] : ring;
+    } else {
+      yield* existing();
+    }
     if (!options.follow) return;
 
     /** Takes the new live file after a rotation or truncation; says whether it did. */
@@ -263,14 +312,14 @@ export async function* readLogs(
     while (!options.signal?.aborted) {
       const fresh = await readNew();
       if (fresh) {
-        yield* fresh;
+        yield fresh;
         continue;
       }
       if (await reopenIfRotated()) continue;
       if (options.stopped?.()) {
         // One more read: output written just before the stop flag flipped.
-        yield* await readNew() ?? [];
-        if (await reopenIfRotated()) yield* await readNew() ?? [];
+        yield await readNew() ?? [];
+        if (await reopenIfRotated()) yield await readNew() ?? [];
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -282,9 +331,46 @@ export async function* readLogs(
 
 const decoder = new TextDecoder();
 
-/** The text of `bytes` up to its last newline (a torn last line is skipped). */
-function completeLines(bytes: Uint8Array): string {
-  return decoder.decode(bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1));
+/**
+ * The entries of `file` from its start, read a chunk at a time; answers the offset after the
+ * last complete line (a torn last line is left for later).
+ */
+async function* scanEntries(
+  file: Deno.FsFile,
+  filters: ReadLogsOptions,
+): AsyncGenerator<LogEntry[], number> {
+  await file.seek(0, Deno.SeekMode.Start);
+  const buffer = new Uint8Array(1024 * 1024);
+  let carry = new Uint8Array();
+  let offset = 0;
+  while (true) {
+    const n = await file.read(buffer);
+    if (n === null) break;
+    const data = concatBytes([carry, buffer.subarray(0, n)]);
+    const end = data.lastIndexOf(0x0a) + 1;
+    if (end > 0) {
+      yield parseLogText(decoder.decode(data.subarray(0, end)), filters);
+      offset += end;
+    }
+    carry = data.slice(end);
+  }
+  return offset;
+}
+
+/** One array of `parts`, in order (`total` when the caller knows it). */
+export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
+  const joined = new Uint8Array(total ?? parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
 }
 
 /** Reads `file` from `offset` to its end, at most `limit` bytes. */
