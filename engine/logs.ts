@@ -254,7 +254,7 @@ export async function* readLogBatches(
     let offset = 0;
     // Streamed a chunk at a time: a log of gigabytes must not be held in memory (nor spread
     // into one call's arguments).
-    async function* existing(): AsyncGenerator<LogEntry[]> {
+    const existing = async function* (): AsyncGenerator<LogEntry[]> {
       for (const rotated of await rotatedLogFiles(path)) {
         // A rotation between the open and this listing made the open file a rotated one.
         const info = await Deno.stat(rotated).catch(() => null);
@@ -268,7 +268,7 @@ export async function* readLogBatches(
         }
       }
       if (live) offset = yield* scanEntries(live, filters);
-    }
+    };
     if (tail !== undefined && tail >= 0) {
       // Only the last `tail` entries are kept while reading, in a ring.
       const ring: LogEntry[] = [];
