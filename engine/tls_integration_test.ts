@@ -261,7 +261,9 @@ Deno.test("TCP with TLS: certificates required, CLI and Docker CLI attach and ex
       "ps",
     ], { env: { DOCKER_CONFIG: `${tmp.path}/docker-config` } });
     assert.notEqual(dockerRogue.code, 0);
-    assert.match(dockerRogue.stderr, /tls|certificate/i);
+    // With TLS 1.3 the server's alert may reach Go's client as a bare EOF on its first read;
+    // that the handshake was what refused it shows in the daemon's log (checked below).
+    assert.match(dockerRogue.stderr, /tls|certificate|EOF/i);
     // A client that does not trust the daemon's CA stops on its side.
     const distrust = await pouch([
       "-H",
