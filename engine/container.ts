@@ -417,16 +417,7 @@ export class ContainerManager {
 
   /** Inspect's `NetworkSettings` of a container (empty without a network manager). */
   networkSettings(id: string): Record<string, unknown> {
-    return this.#networks?.settings(id) ?? {
-      Bridge: "",
-      SandboxID: "",
-      HairpinMode: false,
-      LinkLocalIPv6Address: "",
-      LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
-      SandboxKey: "",
-      Networks: {},
-    };
+    return this.#networks?.settings(id) ?? emptyNetworkSettings();
   }
 
   /** `ps`'s `Ports` of a container. */
@@ -2168,6 +2159,20 @@ async function writeAppUnit(dir: string, unit: string): Promise<void> {
   // An upgrade writes it again.
   await Deno.remove(wants).catch(() => {});
   await Deno.symlink(`../${APP_UNIT}`, wants);
+}
+
+/** Inspect's `NetworkSettings` of a container without networking. */
+export function emptyNetworkSettings(): Record<string, unknown> {
+  return {
+    Bridge: "",
+    SandboxID: "",
+    HairpinMode: false,
+    LinkLocalIPv6Address: "",
+    LinkLocalIPv6PrefixLen: 0,
+    Ports: {},
+    SandboxKey: "",
+    Networks: {},
+  };
 }
 
 /** Whether the container's output FIFOs are mounted in it for systemd (see `rich.ts`). */

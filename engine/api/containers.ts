@@ -13,6 +13,7 @@ import type {
   UpdateRequest,
   WaitCondition,
 } from "../container.ts";
+import { emptyNetworkSettings } from "../container.ts";
 import { parseDetachKeys } from "../detach_keys.ts";
 import { conflict, invalidArgument, notImplemented } from "../errors.ts";
 import { canReadLogs, logPathOf, NO_READ_MESSAGE } from "../log_drivers.ts";
@@ -325,16 +326,7 @@ export function inspectView(
     GraphDriver: { Name: container.snapshotter, Data: null },
     Mounts: container.mounts ?? [],
     Config: container.config,
-    NetworkSettings: backend.networkSettings?.(container.id) ?? {
-      Bridge: "",
-      SandboxID: "",
-      HairpinMode: false,
-      LinkLocalIPv6Address: "",
-      LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
-      SandboxKey: "",
-      Networks: {},
-    },
+    NetworkSettings: backend.networkSettings?.(container.id) ?? emptyNetworkSettings(),
   };
 }
 
