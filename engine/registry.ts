@@ -23,6 +23,7 @@ import {
   notFound,
   unavailable,
 } from "./errors.ts";
+import { concatBytes } from "./logs.ts";
 import { DEFAULT_DOMAIN } from "./reference.ts";
 import { TlsRelay } from "./_tls_relay.ts";
 
@@ -1075,13 +1076,7 @@ async function readLimited(res: Response, limit: number, what: string): Promise<
       parts.push(chunk);
     }
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts, size);
 }
 
 /** `sha256:<hex>` of bytes. */

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import type { Duplex } from "node:stream";
 import { invalidArgument, kindOf, tooLarge } from "../errors.ts";
 import { checkJsonDepth } from "./body_types.ts";
+import { concatBytes } from "../logs.ts";
 
 /** A connection the server can hand over to a route (`Upgrade: tcp`). */
 export interface Hijack {
@@ -120,13 +121,7 @@ async function readCapped(request: Request, limit: number): Promise<string> {
     if (total > limit) throw tooLarge(`request body is over the limit of ${limit} bytes`);
     chunks.push(chunk);
   }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(body);
+  return new TextDecoder().decode(concatBytes(chunks, total));
 }
 
 /** Writes the 101 answer that hands the connection to a stream. */
