@@ -3,7 +3,10 @@
  * through its own CLI:
  *
  * - `pouch`: a pouch daemon (no `-D`) with the containerd it starts, and the pouch CLI;
- * - `ctr`: containerd's own client on that same containerd, namespace `bench` (the floor);
+ * - `ctr`: containerd's own client on that same containerd, namespace `bench` (the floor), its
+ *   containers run with `--seccomp` (containerd's default profile): pouch, dockerd and podman
+ *   all confine containers with a default seccomp profile, whose loading costs runc 20-30 ms
+ *   per container here, so a floor without it would not be the same work;
  * - `dockerd`: Debian's dockerd with the containerd it starts, `--bridge none`,
  *   `--iptables=false`, and the Docker CLI on PATH;
  * - `podman`: `podman --root --runroot --tmpdir` in the temp directory with a `containers.conf`
@@ -302,8 +305,8 @@ export async function startCtr(pouch: PouchPeer, tarball: string): Promise<Peer>
     dir: pouch.dir,
     version,
     ...cli,
-    runRm: (name) => ["run", "--rm", CTR_IMAGE, name, "true"],
-    runDetached: (name, command) => ["run", "-d", CTR_IMAGE, name, ...command],
+    runRm: (name) => ["run", "--rm", "--seccomp", CTR_IMAGE, name, "true"],
+    runDetached: (name, command) => ["run", "-d", "--seccomp", CTR_IMAGE, name, ...command],
     create: (name) => ["containers", "create", CTR_IMAGE, name, "true"],
     ps: () => ["containers", "ls"],
     exec: (name) => ["tasks", "exec", "--exec-id", `e${execs++}`, name, "true"],

@@ -7,11 +7,13 @@
  */
 
 import {
+  type BufferedResponse,
   type ClientTls,
   type ConnectOptions,
   type HijackedConnection,
   httpHijack,
   httpRequest,
+  httpRequestBuffered,
   type HttpResponse,
   isHijacked,
   type RequestBody,
@@ -162,7 +164,11 @@ export function resolveTls(settings: TlsSettings): ClientTls | undefined {
 
 /** The daemon's error message from an error response body. */
 async function errorMessage(res: HttpResponse): Promise<string> {
-  const text = await new Response(res.body).text();
+  return messageOf(await new Response(res.body).text(), res);
+}
+
+/** The message of an error answer: its JSON `message`, else its text, else its status. */
+function messageOf(text: string, res: { status: number; statusText: string }): string {
   try {
     const parsed = JSON.parse(text) as { message?: unknown };
     if (typeof parsed.message === "string") return parsed.message;
@@ -252,8 +258,15 @@ export class ApiClient {
 
   /** Sends a request and parses its JSON answer (undefined for an empty body). */
   async json<T>(method: string, path: string, options: CallOptions = {}): Promise<T> {
-    const res = await this.request(method, path, options);
-    const text = await new Response(res.body).text();
+    const req = this.#prepare(method, path, options);
+    let res: BufferedResponse;
+    try {
+      res = await httpRequestBuffered(req, this.#connect);
+    } catch (err) {
+      throw this.#connectError(err);
+    }
+    const text = new TextDecoder().decode(await res.bytes());
+    if (res.status >= 400) throw new ApiError(messageOf(text, res), res.status);
     return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
   }
 

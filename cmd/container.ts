@@ -115,13 +115,6 @@ interface AttachOptions {
   detachKeys?: string;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    Deno.unrefTimer(timer);
-  });
-}
-
 /**
  * Docker's attached start: attach (hijacked) and register the wait before starting, then copy
  * the streams until the container's output ends, and answer its exit code.
@@ -133,7 +126,10 @@ async function attachAndStart(
 ): Promise<number> {
   const client = ctx.client;
   if (options.detachKeys !== undefined) detachKeyBytes(options.detachKeys);
-  const conn = await client.hijack("POST", `/containers/${enc(id)}/attach`, {
+  // Attach and register the wait at once, then start: Docker's order without a round trip
+  // between the two. The wait's headers come as soon as it is registered (the Docker CLI
+  // waits for them too), so the start never races the container's exit.
+  const attached = client.hijack("POST", `/containers/${enc(id)}/attach`, {
     query: {
       stream: true,
       stdin: options.stdin || undefined,
@@ -153,9 +149,14 @@ async function attachAndStart(
     waitError = error;
     return undefined;
   });
-  // Docker's daemon answers the wait's headers as soon as the wait is registered; give a
-  // daemon that holds them back a moment, then go on.
-  await Promise.race([waitResult.catch(() => undefined), delay(1000)]);
+  const [conn] = await Promise.all([
+    attached.catch(async (error) => {
+      // The wait must not outlive a failed attach.
+      await waitResult.then((res) => res.body.cancel(), () => {});
+      throw error;
+    }),
+    waitResult.catch(() => undefined),
+  ]);
 
   let stopProxy: (() => void) | undefined;
   let detached = false;
@@ -656,7 +657,6 @@ export function containerRow(
   const names = (c.Names ?? []).map((n) => n.replace(/^\//, ""));
   const command = c.Command ?? "";
   const created = c.Created ?? 0;
-  const size = c.SizeRw !== undefined ? `${c.SizeRw}B (virtual ${c.SizeRootFs ?? 0}B)` : "";
   return {
     ID: options.noTrunc ? c.Id : shortId(c.Id),
     Names: names.join(","),
@@ -669,7 +669,7 @@ export function containerRow(
     Ports: formatPorts(c.Ports),
     State: c.State ?? "",
     Status: c.Status || c.State || "",
-    Size: size,
+    Size: sizeText(c),
     Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(","),
     Mounts: (c.Mounts ?? []).map((m) => m.Name || m.Source || "").join(","),
     Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).join(","),
@@ -683,24 +683,36 @@ export interface PsTableOptions extends ContainerRowOptions {
   size?: boolean;
 }
 
-/** PouchContainer's `ps` table: `Name  ID  Status  Created  Image  Runtime`, ID of 6 chars. */
+/**
+ * PouchContainer's `ps` table: `Name  ID  Status  Created  Image  Runtime`, ID of 6 chars. The
+ * cells are {@link containerRow}'s, computed alone: `ps -a` may list thousands of containers.
+ */
 export function formatPsTable(containers: ContainerSummary[], options: PsTableOptions): string {
   const header = ["Name", "ID", "Status", "Created", "Image", "Runtime"];
   if (options.size) header.push("Size");
-  const rows = containers.map((c) => {
-    const r = containerRow(c, options);
+  const now = options.now ?? Date.now();
+  const rows = [header];
+  for (const c of containers) {
     const row = [
-      r.Name!,
+      bareName(c.Names?.[0] ?? ""),
       options.noTrunc ? c.Id : shortId(c.Id, 6),
-      r.Status!,
-      r.Created!,
-      r.Image!,
-      r.Runtime!,
+      c.Status || c.State || "",
+      timeAgo(c.Created ?? 0, now),
+      c.Image ?? "",
+      c.HostConfig?.Runtime || "runc",
     ];
-    if (options.size) row.push(r.Size!);
-    return row;
-  });
-  return tabulate([header, ...rows], { minWidth: 0, padding: 3 });
+    if (options.size) row.push(sizeText(c));
+    rows.push(row);
+  }
+  return tabulate(rows, { minWidth: 0, padding: 3 });
+}
+
+function bareName(name: string): string {
+  return name.startsWith("/") ? name.slice(1) : name;
+}
+
+function sizeText(c: ContainerSummary): string {
+  return c.SizeRw !== undefined ? `${c.SizeRw}B (virtual ${c.SizeRootFs ?? 0}B)` : "";
 }
 
 const psHeaders: Record<string, string> = {

@@ -24,13 +24,23 @@ export function tabulate(rows: string[][], options: TabulateOptions = {}): strin
   const padding = options.padding ?? 3;
   const widths: number[] = [];
   for (const row of rows) {
-    row.slice(0, -1).forEach((cell, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, [...cell].length + padding, minWidth);
-    });
+    for (let i = 0; i < row.length - 1; i++) {
+      widths[i] = Math.max(widths[i] ?? 0, codePoints(row[i]!) + padding, minWidth);
+    }
   }
-  return rows.map((row) =>
-    row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("") + "\n"
-  ).join("");
+  let out = "";
+  for (const row of rows) {
+    for (let i = 0; i < row.length - 1; i++) out += row[i]!.padEnd(widths[i]!);
+    out += (row[row.length - 1] ?? "") + "\n";
+  }
+  return out;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** The characters (code points) of `text`, as `[...text].length` counts them. */
+function codePoints(text: string): number {
+  return SURROGATE.test(text) ? [...text].length : text.length;
 }
 
 /** Docker's `units.HumanDuration`: `Less than a second`, `5 seconds`, `About a minute`, ... */

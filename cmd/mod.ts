@@ -6,29 +6,10 @@
  * @module
  */
 
-import { attachCommands } from "./attach.ts";
 import { ApiClient, DEFAULT_HOST, resolveTls } from "./client.ts";
-import {
-  type Command,
-  type CommandContext,
-  type CommandGroup,
-  errorText,
-  helpFlag,
-  type Stdin,
-} from "./command.ts";
-import { containerCommands, containerGroupCommands } from "./container.ts";
-import { cpCommand } from "./cp.ts";
-import { diskCommands } from "./disk.ts";
+import { type Command, type CommandContext, errorText, helpFlag, type Stdin } from "./command.ts";
 import { Flags, type FlagSpec, flagUsages, parseFlags, UsageError } from "./flags.ts";
-import { imageCommands, imageGroupCommands } from "./image.ts";
-import { remountLxcfsCommand } from "./lxcfs.ts";
-import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
-import { networkGroupCommands } from "./network.ts";
 import { writeAll, type Writer } from "./stream.ts";
-import { CLIENT_VERSION, systemCommands } from "./system.ts";
-import { updateCommand } from "./update.ts";
-import { upgradeCommand } from "./upgrade.ts";
-import { volumeGroupCommands } from "./volume.ts";
 
 /** Options of {@link runCli}: where input and output go (tests capture them). */
 export interface RunCliOptions {
@@ -72,38 +53,214 @@ const globalFlags: FlagSpec[] = [
   { name: "help", short: "h", kind: "bool", description: "Print usage" },
 ];
 
-/** Commands that look into containers: in the `container` group and at the top level. */
-const inspectionCommands = [cpCommand, topCommand, statsCommand, portCommand, diffCommand];
+/**
+ * A command as the command table knows it: what usage texts and dispatch need, and how to load
+ * the rest. Only the module of the command that runs is loaded (and its top level evaluated):
+ * loading every command's module would cost each start-up a few milliseconds. `cmd/mod_test.ts`
+ * checks that the table says what the modules do.
+ */
+export interface CommandEntry {
+  /** The command's name, as the module names it. */
+  name: string;
+  /** Its other names, as the module has them. */
+  aliases?: string[];
+  /** Its one line of description, as the module has it. */
+  description: string;
+  /** Loads the command's module; resolves with the command. */
+  load(): Promise<Command>;
+}
 
-const groups: CommandGroup[] = [
+/** A group of commands (`container`, `image`) as the command table knows it. */
+export interface CommandGroupEntry {
+  /** The group's name. */
+  name: string;
+  /** One line of description. */
+  description: string;
+  /** Its sub-commands. */
+  commands: CommandEntry[];
+}
+
+/**
+ * The entries of the commands that `commands` loads (one module's list), each given as its name
+ * and description, then its aliases if it has any.
+ */
+function entries(
+  commands: () => Promise<Command[]>,
+  table: Array<[name: string, description: string, aliases?: string[]]>,
+): CommandEntry[] {
+  return table.map(([name, description, aliases]) => ({
+    name,
+    description,
+    ...(aliases ? { aliases } : {}),
+    load: async () => (await commands()).find((c) => c.name === name)!,
+  }));
+}
+
+const containerEntries = entries(async () => (await import("./container.ts")).containerCommands, [
+  ["create", "Create a new container"],
+  ["run", "Create and run a new container from an image"],
+  ["start", "Start one or more stopped containers"],
+  ["stop", "Stop one or more running containers"],
+  ["restart", "Restart one or more containers"],
+  ["kill", "Kill one or more running containers"],
+  ["rm", "Remove one or more containers"],
+  ["pause", "Pause all processes within one or more containers"],
+  ["unpause", "Unpause all processes within one or more containers"],
+  ["wait", "Block until one or more containers stop, then print their exit codes"],
+  ["rename", "Rename a container"],
+  ["logs", "Fetch the logs of a container"],
+  ["inspect", "Return low-level information on containers or images"],
+  ["ps", "List containers"],
+]);
+
+const containerGroupEntries = entries(
+  async () => (await import("./container.ts")).containerGroupCommands,
+  [
+    ["create", "Create a new container"],
+    ["run", "Create and run a new container from an image"],
+    ["start", "Start one or more stopped containers"],
+    ["stop", "Stop one or more running containers"],
+    ["restart", "Restart one or more containers"],
+    ["kill", "Kill one or more running containers"],
+    ["rm", "Remove one or more containers", ["remove"]],
+    ["pause", "Pause all processes within one or more containers"],
+    ["unpause", "Unpause all processes within one or more containers"],
+    ["wait", "Block until one or more containers stop, then print their exit codes"],
+    ["rename", "Rename a container"],
+    ["logs", "Fetch the logs of a container"],
+    ["inspect", "Display detailed information on one or more containers"],
+    ["ls", "List containers", ["ps", "list"]],
+  ],
+);
+
+const attachEntries = entries(async () => (await import("./attach.ts")).attachCommands, [
+  ["exec", "Execute a command in a running container"],
+  ["attach", "Attach local standard input, output, and error streams to a running container"],
+]);
+
+const monitorCommands = async () => {
+  const m = await import("./monitor.ts");
+  return [m.topCommand, m.statsCommand, m.portCommand, m.diffCommand, m.eventsCommand];
+};
+
+/** Commands that look into containers: in the `container` group and at the top level. */
+const inspectionEntries = [
+  ...entries(async () => [(await import("./cp.ts")).cpCommand], [
+    ["cp", "Copy files/folders between a container and the local filesystem"],
+  ]),
+  ...entries(monitorCommands, [
+    ["top", "Display the running processes of a container"],
+    ["stats", "Display a live stream of container(s) resource usage statistics"],
+    ["port", "List port mappings or a specific mapping for the container"],
+    ["diff", "Inspect changes to files or directories on a container's filesystem"],
+  ]),
+];
+
+const eventsEntries = entries(monitorCommands, [[
+  "events",
+  "Get real time events from the server",
+]]);
+
+const imageEntries = entries(async () => (await import("./image.ts")).imageCommands, [
+  ["images", "List images"],
+  ["rmi", "Remove one or more images"],
+  ["tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"],
+  ["load", "Load an image from a tar archive or STDIN"],
+  ["import", "Import the contents from a tarball to create a filesystem image"],
+  ["pull", "Download an image from a registry"],
+  ["push", "Upload an image to a registry"],
+  ["save", "Save one or more images to a tar archive (streamed to STDOUT by default)"],
+  ["login", "Log in to a registry"],
+  ["logout", "Log out from a registry"],
+]);
+
+const imageGroupEntries = entries(async () => (await import("./image.ts")).imageGroupCommands, [
+  ["ls", "List images", ["images", "list"]],
+  ["rm", "Remove one or more images", ["rmi", "remove"]],
+  ["tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"],
+  ["load", "Load an image from a tar archive or STDIN"],
+  ["import", "Import the contents from a tarball to create a filesystem image"],
+  ["inspect", "Display detailed information on one or more images"],
+  ["pull", "Download an image from a registry"],
+  ["push", "Upload an image to a registry"],
+  ["save", "Save one or more images to a tar archive (streamed to STDOUT by default)"],
+]);
+
+const systemCommands = async () => (await import("./system.ts")).systemCommands;
+
+const groups: CommandGroupEntry[] = [
   {
     name: "container",
     description: "Manage containers",
-    commands: [...containerGroupCommands, ...attachCommands, ...inspectionCommands],
+    commands: [...containerGroupEntries, ...attachEntries, ...inspectionEntries],
   },
-  { name: "image", description: "Manage images", commands: imageGroupCommands },
-  { name: "volume", description: "Manage volumes", commands: volumeGroupCommands },
-  { name: "network", description: "Manage networks", commands: networkGroupCommands },
+  { name: "image", description: "Manage images", commands: imageGroupEntries },
+  {
+    name: "volume",
+    description: "Manage volumes",
+    commands: entries(async () => (await import("./volume.ts")).volumeGroupCommands, [
+      ["create", "Create a volume"],
+      ["ls", "List volumes", ["list"]],
+      ["inspect", "Display detailed information on one or more volumes"],
+      ["rm", "Remove one or more volumes", ["remove"]],
+      ["prune", "Remove all unused volumes"],
+    ]),
+  },
+  {
+    name: "network",
+    description: "Manage networks",
+    commands: entries(async () => (await import("./network.ts")).networkGroupCommands, [
+      ["create", "Create a network"],
+      ["ls", "List networks", ["list"]],
+      ["inspect", "Display detailed information on one or more networks"],
+      ["rm", "Remove one or more networks", ["remove"]],
+      ["prune", "Remove all unused networks"],
+      ["connect", "Connect a container to a network"],
+      ["disconnect", "Disconnect a container from a network"],
+    ]),
+  },
   {
     name: "system",
     description: "Manage pouch",
-    commands: [...diskCommands, ...systemCommands.filter((c) => c.name === "info"), eventsCommand],
+    commands: [
+      ...entries(async () => (await import("./disk.ts")).diskCommands, [
+        ["df", "Show pouch disk usage"],
+        ["prune", "Remove unused data"],
+      ]),
+      ...entries(systemCommands, [["info", "Display system-wide information"]]),
+      ...eventsEntries,
+    ],
   },
 ];
 
-const topLevel: Command[] = [
-  ...containerCommands,
-  ...attachCommands,
-  ...inspectionCommands,
-  ...imageCommands,
-  ...systemCommands,
-  eventsCommand,
-  remountLxcfsCommand,
-  upgradeCommand,
-  updateCommand,
+const topLevel: CommandEntry[] = [
+  ...containerEntries,
+  ...attachEntries,
+  ...inspectionEntries,
+  ...imageEntries,
+  ...entries(systemCommands, [
+    ["version", "Show the pouch version information"],
+    ["info", "Display system-wide information"],
+  ]),
+  ...eventsEntries,
+  ...entries(async () => [(await import("./lxcfs.ts")).remountLxcfsCommand], [
+    ["remount-lxcfs", "Remount lxcfs's /proc files in the running containers that use lxcfs"],
+  ]),
+  ...entries(async () => [(await import("./upgrade.ts")).upgradeCommand], [
+    ["upgrade", "Upgrade a container's image in place, keeping its ID, IP, volumes and config"],
+  ]),
+  ...entries(async () => [(await import("./update.ts")).updateCommand], [
+    ["update", "Update configuration of one or more containers"],
+  ]),
 ];
 
-function findCommand(commands: Command[], name: string): Command | undefined {
+/** The command table: the top-level commands, then each group's. */
+export const commandTable: { topLevel: CommandEntry[]; groups: CommandGroupEntry[] } = {
+  topLevel,
+  groups,
+};
+
+function findCommand(commands: CommandEntry[], name: string): CommandEntry | undefined {
   return commands.find((c) => c.name === name || (c.aliases ?? []).includes(name));
 }
 
@@ -130,7 +287,7 @@ function mainUsage(): string {
   ].join("\n");
 }
 
-function groupUsage(group: CommandGroup): string {
+function groupUsage(group: CommandGroupEntry): string {
   const width = Math.max(...group.commands.map((c) => c.name.length)) + 2;
   return [
     `Usage:  pouch ${group.name} COMMAND`,
@@ -218,6 +375,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
     return 1;
   }
   if (global.bool("version")) {
+    const { CLIENT_VERSION } = await import("./system.ts");
     await writeAll(stdout, `pouch version ${CLIENT_VERSION}\n`);
     return 0;
   }
@@ -228,7 +386,7 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
   }
 
   // The command, possibly inside a group.
-  let command: Command | undefined;
+  let entry: CommandEntry | undefined;
   let path = name;
   let commandArgs = rest;
   const group = groups.find((g) => g.name === name);
@@ -238,10 +396,10 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
       await writeAll(stdout, groupUsage(group));
       return 0;
     }
-    command = findCommand(group.commands, sub);
+    entry = findCommand(group.commands, sub);
     path = `${name} ${sub}`;
     commandArgs = subArgs;
-    if (!command) {
+    if (!entry) {
       await writeAll(
         stderr,
         `pouch: '${path}' is not a pouch command.\nSee 'pouch ${name} --help'.\n`,
@@ -249,13 +407,14 @@ export async function runCli(args: string[], options: RunCliOptions = {}): Promi
       return 1;
     }
   } else {
-    command = findCommand(topLevel, name);
-    if (!command) {
+    entry = findCommand(topLevel, name);
+    if (!entry) {
       await writeAll(stderr, `pouch: '${name}' is not a pouch command.\nSee 'pouch --help'.\n`);
       return 1;
     }
   }
 
+  const command = await entry.load();
   const errorExit = command.errorExitCode ?? 1;
   const specs = [...command.flags, helpFlag(command.flags)];
   const usageFailure = async (message: string): Promise<number> => {

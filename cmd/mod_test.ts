@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
 import { type FakeAnswer, type FakeRequest, respond, startFakeServer } from "./_fake_server.ts";
-import { runCli } from "./mod.ts";
+import { attachCommands } from "./attach.ts";
+import type { Command } from "./command.ts";
+import { containerCommands, containerGroupCommands } from "./container.ts";
+import { cpCommand } from "./cp.ts";
+import { diskCommands } from "./disk.ts";
+import { imageCommands, imageGroupCommands } from "./image.ts";
+import { remountLxcfsCommand } from "./lxcfs.ts";
+import { type CommandEntry, commandTable, runCli } from "./mod.ts";
+import { diffCommand, eventsCommand, portCommand, statsCommand, topCommand } from "./monitor.ts";
+import { networkGroupCommands } from "./network.ts";
+import { systemCommands } from "./system.ts";
+import { updateCommand } from "./update.ts";
+import { upgradeCommand } from "./upgrade.ts";
+import { volumeGroupCommands } from "./volume.ts";
 import { BufferWriter, encodeFrame } from "./stream.ts";
 import type { ByteSource } from "./http.ts";
 
@@ -185,7 +198,11 @@ Deno.test("run attaches before start, copies the streams and exits with the cont
   await using server = await startFakeServer(daemon.handler);
   const res = await cli(server.socketPath, ["run", "-i", "--rm", "busybox", "cat"], "typed\n");
   assert.deepEqual(res, { code: 3, stdout: "hello\necho:typed\n", stderr: "warn\n" });
-  assert.deepEqual(daemon.order, ["create", "attach", "wait", "start"]);
+  // Attach and wait go at once (in either order), both before the start.
+  assert.equal(daemon.order[0], "create");
+  assert.deepEqual(daemon.order.slice(1, 3).sort(), ["attach", "wait"]);
+  assert.equal(daemon.order[3], "start");
+  assert.equal(daemon.order.length, 4);
   const wait = server.requests.find((r) => r.path.endsWith("/wait"))!;
   assert.equal(wait.query.get("condition"), "removed");
 });
@@ -351,4 +368,43 @@ Deno.test("--help, -v and argument counts", async () => {
     /^"pouch rm" requires at least 1 argument\.\nSee 'pouch rm --help'\./,
   );
   assert.equal((await cli("/x", ["bogus"])).code, 1);
+});
+
+Deno.test("the command table names and describes the commands as their modules do", async () => {
+  // The commands each place lists, from their modules: what the table must say, in order.
+  const inspection = [cpCommand, topCommand, statsCommand, portCommand, diffCommand];
+  const expected: Record<string, Command[]> = {
+    "": [
+      ...containerCommands,
+      ...attachCommands,
+      ...inspection,
+      ...imageCommands,
+      ...systemCommands,
+      eventsCommand,
+      remountLxcfsCommand,
+      upgradeCommand,
+      updateCommand,
+    ],
+    container: [...containerGroupCommands, ...attachCommands, ...inspection],
+    image: imageGroupCommands,
+    volume: volumeGroupCommands,
+    network: networkGroupCommands,
+    system: [...diskCommands, ...systemCommands.filter((c) => c.name === "info"), eventsCommand],
+  };
+  const summary = (c: Command | CommandEntry) => ({
+    name: c.name,
+    aliases: c.aliases ?? [],
+    description: c.description,
+  });
+  const places: Array<[string, CommandEntry[]]> = [
+    ["", commandTable.topLevel],
+    ...commandTable.groups.map((g): [string, CommandEntry[]] => [g.name, g.commands]),
+  ];
+  assert.deepEqual(places.map(([place]) => place), Object.keys(expected));
+  for (const [place, entries] of places) {
+    assert.deepEqual(entries.map(summary), expected[place]!.map(summary), `in "${place}"`);
+    // Each entry loads the very command its place lists.
+    const loaded = await Promise.all(entries.map((entry) => entry.load()));
+    loaded.forEach((command, i) => assert.equal(command, expected[place]![i], `in "${place}"`));
+  }
 });

@@ -310,6 +310,8 @@ interface Live {
   restartDelayMs?: number;
   /** Set while stop, restart, remove or upgrade end the task on purpose: no policy restart. */
   holdRestart?: boolean;
+  /** The last task was deleted when its exit was recorded: a removal need not try again. */
+  taskDeleted?: boolean;
 }
 
 const LABEL_MANAGED = "io.pouch.managed";
@@ -454,9 +456,12 @@ export class ContainerManager {
     throw notFound(`No such container: ${ref}`);
   }
 
-  /** Every finished container record. */
-  list(): Container[] {
-    return this.#records.list().filter((c) => c.phase === "ready");
+  /**
+   * Every finished container record, as the store keeps it: frozen and shared, not copies, so
+   * that `ps` does not parse every record per request. Callers only read them.
+   */
+  list(): Array<Readonly<Container>> {
+    return this.#records.views().filter((c) => c.phase === "ready");
   }
 
   /** Whether some container uses image `imageId`; returns its ID. */
@@ -561,6 +566,14 @@ export class ContainerManager {
       );
       faultPoint("create:recorded");
 
+      // Until the containerd container references the snapshot, only a lease keeps the garbage
+      // collector (which runs after any image removal) from taking it. Asked for now, used
+      // after the network is set up.
+      const leasing = this.#client.leases.create({ expireSeconds: 600 });
+      undo.push(async () => {
+        const lease = await leasing.catch(() => undefined);
+        if (lease) await this.#client.leases.delete(lease.id).catch(() => {});
+      });
       const dir = this.dir(id);
       await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
       undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
@@ -602,10 +615,7 @@ export class ContainerManager {
         });
       }
 
-      // Until the containerd container references the snapshot, only a lease keeps the garbage
-      // collector (which runs after any image removal) from taking it.
-      const lease = await this.#client.leases.create({ expireSeconds: 600 });
-      undo.push(() => this.#client.leases.delete(lease.id).catch(() => {}));
+      const lease = await leasing;
       const mounts = await this.#client.snapshots.prepare(this.#snapshotter, id, {
         parent: image.chainId,
         labels: { [LABEL_MANAGED]: "true" },
@@ -643,7 +653,9 @@ export class ContainerManager {
 
       record.phase = "ready";
       this.#records.put(id, record);
-      await this.#client.leases.delete(lease.id).catch(() => {});
+      // The containerd container now holds the snapshot; the lease (which would expire anyway)
+      // goes without holding up the answer.
+      this.#client.leases.delete(lease.id).catch(() => {});
       this.#log.info("container created", { id: id.slice(0, 12), name });
       this.#emit(record, "create");
       return { Id: id, Warnings: warnings };
@@ -1096,8 +1108,16 @@ export class ContainerManager {
     }
     await this.#plugins?.beforeStart(container);
     const live = this.#liveOf(id);
-    // A task left from an earlier run (exit recorded while we were busy) must go first.
-    await this.#client.tasks.delete(id).catch(() => {});
+    // A task left from an earlier run (exit recorded while we were busy) must go before the new
+    // one is created; both containerd calls run while the FIFOs and the log are prepared.
+    const staleTaskGone = live.taskDeleted
+      ? Promise.resolve()
+      : this.#client.tasks.delete(id).then(() => {}, () => {});
+    const rootfsMounts = this.#client.snapshots.mounts(
+      container.snapshotter,
+      container.snapshotKey,
+    );
+    rootfsMounts.catch(() => {}); // awaited below, after the preparations that may fail first
 
     const tty = container.config.Tty === true;
     const initStep = hasInitStep(container.config);
@@ -1120,10 +1140,9 @@ export class ContainerManager {
       await createBindSources(container.hostConfig);
       // The namespace may be gone (a host reboot) or be another container's that must run.
       await this.#networks?.prepareStart(id);
-      const rootfs = await this.#client.snapshots.mounts(
-        container.snapshotter,
-        container.snapshotKey,
-      );
+      await staleTaskGone;
+      live.taskDeleted = false;
+      const rootfs = await rootfsMounts;
       await this.#client.tasks.create(id, {
         rootfs,
         stdin: fifos.stdin,
@@ -1289,6 +1308,7 @@ export class ContainerManager {
     const status = exit?.exitStatus ?? deleted?.exitStatus ?? 255;
     const container = this.#records.find(id);
     const live = this.#liveOf(id);
+    live.taskDeleted = deleted !== undefined;
     await live.stdin?.close();
     live.stdin = undefined;
     live.pendingInput = [];
@@ -1667,18 +1687,22 @@ export class ContainerManager {
       this.#records.put(id, container);
     }
     faultPoint("remove:marked");
-    await this.#client.tasks.delete(id).catch(() => {});
-    await this.#client.containers.delete(id).catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
-    faultPoint("remove:containerd");
-    await this.#client.snapshots.remove(container.snapshotter, container.snapshotKey).catch(
-      (err) => {
+    if (!live?.taskDeleted) await this.#client.tasks.delete(id).catch(() => {});
+    // With the task gone, the containerd record, the snapshot and the network do not depend on
+    // one another: they go at once. (CNI DEL needs the namespace the task has just left; the
+    // files go with the directory.)
+    const results = await Promise.allSettled([
+      this.#client.containers.delete(id).catch((err) => {
         if (!isNotFound(err)) throw err;
-      },
-    );
-    // CNI DEL needs the namespace the task has just left; the files go with the directory.
-    await this.#networks?.teardown(id);
+      }).then(() => faultPoint("remove:containerd")),
+      this.#client.snapshots.remove(container.snapshotter, container.snapshotKey).catch(
+        (err) => {
+          if (!isNotFound(err)) throw err;
+        },
+      ),
+      this.#networks?.teardown(id),
+    ]);
+    for (const result of results) if (result.status === "rejected") throw result.reason;
     faultPoint("remove:network");
     await Deno.remove(this.dir(id), { recursive: true }).catch(() => {});
     for (const mount of container.mounts ?? []) {

@@ -30,7 +30,6 @@ import { Store } from "./store.ts";
 import { startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
 import { LocalDriver, PluginRegistry, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
-import { startCri } from "../cri/mod.ts";
 import { NetworkManager } from "../network/mod.ts";
 
 const encoder = new TextEncoder();
@@ -185,6 +184,7 @@ async function serve(
       registry,
       onPullBytes: (bytes) => metrics.pulled(bytes),
     });
+    cleanup.push(images.watch());
     // lxcfs starts lazily, on the first create that needs it (see lxcfs.ts); it is closed after
     // the containers (cleanup runs in reverse).
     // The container manager needs lxcfs and lxcfs asks it for its users: set just below.
@@ -271,6 +271,8 @@ async function serve(
     });
     cleanup.push(() => server.close());
     if (config.enableCri) {
+      // Loaded only when asked for: a daemon without the CRI does not carry its modules.
+      const { startCri } = await import("../cri/mod.ts");
       const cri = await startCri({
         client,
         containers,

@@ -764,6 +764,22 @@ function gcLabels(manifest: ManifestBlob): Record<string, string> {
 // ---------------------------------------------------------------------------------------------
 // The manager
 
+/** How long after subscribing to image events {@link ImageManager.watch} trusts them. */
+const WATCH_SETTLE_MS = 250;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** Local images on containerd; see the module documentation for the storage model. */
 export class ImageManager {
   #client: Containerd;
@@ -780,6 +796,14 @@ export class ImageManager {
   #onPullBytes: (bytes: number) => void;
   /** Layer digest -> its running download, shared by concurrent pulls. */
   #downloads = new Map<string, Promise<void>>();
+  /**
+   * containerd's image records as last listed, kept only while {@link watch} follows
+   * containerd's image events (which also tell of changes other clients make).
+   */
+  #records?: ImageRecord[];
+  /** Bumped by every change seen: a list answered across a change is not kept. */
+  #recordsGeneration = 0;
+  #watching = false;
 
   /** Makes a manager over `client`'s image, content and snapshot services. */
   constructor(client: Containerd, options: ImageManagerOptions = {}) {
@@ -789,6 +813,57 @@ export class ImageManager {
     this.#tempDir = options.tempDir;
     this.#registry = options.registry ?? new RegistryClient({ log: this.#log });
     this.#onPullBytes = options.onPullBytes ?? (() => {});
+  }
+
+  /**
+   * Follows containerd's image events, so that the image records can be kept between requests
+   * (each container create resolves its image). Returns the function that stops following.
+   * Without it, or while the subscription is down, every lookup lists the images.
+   */
+  watch(): () => void {
+    const abort = new AbortController();
+    const subscribe = async () => {
+      // Records are kept only once containerd surely has the subscription (a local socket
+      // answers in well under this), so that no change falls between a list and the events.
+      const trusted = setTimeout(() => {
+        this.#forgetRecords();
+        this.#watching = true;
+      }, WATCH_SETTLE_MS);
+      try {
+        const events = this.#client.events.subscribe(['topic~="/images/"'], abort.signal);
+        for await (const _event of events) this.#forgetRecords();
+      } finally {
+        clearTimeout(trusted);
+        this.#watching = false;
+        this.#forgetRecords();
+      }
+    };
+    (async () => {
+      // A containerd restart ends the stream: subscribe again, listing meanwhile.
+      while (!abort.signal.aborted) {
+        await subscribe().catch((err) => {
+          if (!abort.signal.aborted) {
+            this.#log(`following containerd's image events: ${messageOf(err)}; again in 1s`);
+          }
+        });
+        if (!abort.signal.aborted) await abortableDelay(1000, abort.signal);
+      }
+    })();
+    return () => abort.abort();
+  }
+
+  #forgetRecords(): void {
+    this.#records = undefined;
+    this.#recordsGeneration++;
+  }
+
+  /** containerd's image records: the kept list while watching, else a fresh one. */
+  async #listRecords(): Promise<ImageRecord[]> {
+    if (this.#watching && this.#records) return this.#records;
+    const generation = this.#recordsGeneration;
+    const records = await this.#client.images.list();
+    if (this.#watching && generation === this.#recordsGeneration) this.#records = records;
+    return records;
   }
 
   // --- load -----------------------------------------------------------------------------------
@@ -1882,7 +1957,7 @@ export class ImageManager {
   /** All images, grouped by ID. Records whose content is unreadable are skipped. */
   async #groups(): Promise<Map<string, ImageGroup>> {
     const groups = new Map<string, ImageGroup>();
-    for (const record of await this.#client.images.list()) {
+    for (const record of await this.#listRecords()) {
       let info: TargetInfo;
       try {
         info = await this.#targetInfo(record.target);
@@ -2093,6 +2168,15 @@ export class ImageManager {
    * as `<none>:<none>`).
    */
   async #putRecord(name: string, target: Descriptor, progress?: (msg: string) => void) {
+    try {
+      await this.#writeRecord(name, target, progress);
+    } finally {
+      // The event says so too, but later: the next lookup must see the change.
+      this.#forgetRecords();
+    }
+  }
+
+  async #writeRecord(name: string, target: Descriptor, progress?: (msg: string) => void) {
     let previous: ImageRecord | undefined;
     try {
       previous = await this.#client.images.get(name);
@@ -2135,6 +2219,8 @@ export class ImageManager {
       await this.#client.images.delete(name, { sync });
     } catch (err) {
       if (!isNotFound(err)) throw err;
+    } finally {
+      this.#forgetRecords();
     }
   }
 

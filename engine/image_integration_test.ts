@@ -394,3 +394,47 @@ Deno.test("ImageManager loads, lists, resolves, imports, tags and removes images
     }
   });
 });
+
+Deno.test("ImageManager.watch() keeps the image records and sees other clients' changes", async () => {
+  const archives = await busyboxArchives();
+  await using ctd = await withTempContainerd();
+  const client = ctd.client;
+  const images = new ImageManager(client, { snapshotter: SNAPSHOTTER });
+  const stop = images.watch();
+  try {
+    await images.load(await fileStream(archives.dockerSave));
+    // Trusted once the subscription has settled: from then on a resolve lists no images.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const first = await images.resolve("busybox");
+    let lists = 0;
+    const list = client.images.list.bind(client.images);
+    client.images.list = (...args) => {
+      lists++;
+      return list(...args);
+    };
+    assert.equal((await images.resolve("busybox")).id, first.id);
+    assert.equal(lists, 0, "a watched resolve uses the kept records");
+
+    // Our own change is seen at once, before its event arrives.
+    await images.tag("busybox", "mine:1");
+    assert.equal((await images.resolve("mine:1")).id, first.id);
+
+    // Another client's change is seen through containerd's event.
+    await client.images.create({ name: "docker.io/library/other:2", target: first.manifest });
+    await waitFor(async () => {
+      try {
+        return (await images.resolve("other:2")).id === first.id;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    }, { timeoutMs: 5000 });
+    await client.images.delete("docker.io/library/other:2", { sync: true });
+    await waitFor(
+      () => images.resolve("other:2").then(() => false, (err) => isNotFound(err)),
+      { timeoutMs: 5000 },
+    );
+  } finally {
+    stop();
+  }
+});

@@ -54,7 +54,7 @@ import {
   writeNetworkFiles,
 } from "./files.ts";
 import { sweepRules } from "./iptables.ts";
-import { createNetns, mountedNetns, removeNetns } from "./netns.ts";
+import { createNetns, isNetnsMounted, mountedNetns, removeNetns } from "./netns.ts";
 import { planPortMappings, type PortMapping, portsSummary, portsView } from "./ports.ts";
 
 export { DEFAULT_CNI_BIN_DIRS } from "./cni.ts";
@@ -194,6 +194,12 @@ export interface NetworkBucket<T> {
   list(): T[];
   put(id: string, value: T): void;
   delete(id: string): void;
+  /** The record itself, frozen and shared, for reading only. */
+  view(id: string): Readonly<T> | undefined;
+  /** Every record itself, frozen and shared, for reading only. */
+  views(): ReadonlyArray<Readonly<T>>;
+  /** Changes whenever a record is written or deleted. */
+  readonly version: number;
 }
 
 /** The store as the network manager uses it (the engine's `Store` is one). */
@@ -301,6 +307,11 @@ export class NetworkManager {
   readonly #warn: (message: string, fields?: Record<string, unknown>) => void;
   /** Serialises changes: allocations, port checks and hosts files see one change at a time. */
   #lock: Promise<void> = Promise.resolve();
+  /** The endpoints of each container, for the read-only views, as of an endpoint version. */
+  #endpointIndex?: {
+    version: number;
+    byContainer: Map<string, Array<Readonly<EndpointRecord>>>;
+  };
 
   /** A manager over `options.store`; call {@link init} before use. */
   constructor(options: NetworkManagerOptions) {
@@ -765,8 +776,7 @@ export class NetworkManager {
         }
         return;
       }
-      const mounted = await mountedNetns(this.netnsDir);
-      if (!mounted.has(sandbox.netns)) await this.#recreate(sandbox);
+      if (!await isNetnsMounted(sandbox.netns)) await this.#recreate(sandbox);
     });
   }
 
@@ -781,18 +791,18 @@ export class NetworkManager {
 
   /** Inspect's `NetworkSettings` of a container. */
   settings(id: string) {
-    const sandbox = this.#sandboxes.find(id);
-    const endpoints = this.#endpointsOfContainer(id);
+    const sandbox = this.#sandboxes.view(id);
+    const endpoints = this.#endpointViewsOf(id);
     const networks: Record<string, ReturnType<typeof endpointView>> = {};
     for (const endpoint of endpoints) {
-      const network = this.#networks.find(endpoint.networkId);
+      const network = this.#networks.view(endpoint.networkId);
       if (network) networks[network.name] = endpointView(network, endpoint);
     }
     if (sandbox?.mode === "none" || sandbox?.mode === "host") {
-      const network = this.#byName(sandbox.mode);
+      const network = this.#networks.views().find((n) => n.name === sandbox.mode);
       if (network) networks[network.name] = endpointView(network, undefined);
     }
-    const primary = endpoints.find((e) => this.#networks.find(e.networkId)?.name === "bridge");
+    const primary = endpoints.find((e) => this.#networks.view(e.networkId)?.name === "bridge");
     const prefix = primary?.address ? Number(primary.address.split("/")[1]) : 0;
     const mappings = endpoints.flatMap((e) => e.portMappings);
     return {
@@ -819,12 +829,9 @@ export class NetworkManager {
 
   /** `ps`'s `Ports` of a container. */
   portsSummary(id: string) {
-    const sandbox = this.#sandboxes.find(id);
+    const sandbox = this.#sandboxes.view(id);
     if (!sandbox || sandbox.mode !== "bridge") return [];
-    return portsSummary(
-      sandbox.exposed,
-      this.#endpointsOfContainer(id).flatMap((e) => e.portMappings),
-    );
+    return portsSummary(sandbox.exposed, this.#endpointViewsOf(id).flatMap((e) => e.portMappings));
   }
 
   /** The namespace path of container `id` (its own or the one it joins), if it has one. */
@@ -897,7 +904,7 @@ export class NetworkManager {
     const network = this.#networks.find(endpoint.networkId);
     if (network?.driver === "bridge") {
       const netns = `${this.netnsDir}/${endpoint.containerId}`;
-      const mounted = (await mountedNetns(this.netnsDir)).has(netns);
+      const mounted = await isNetnsMounted(netns);
       try {
         await this.#cni.del(this.#confList(network), {
           containerId: endpoint.containerId,
@@ -1325,6 +1332,27 @@ export class NetworkManager {
   #endpointsOfContainer(id: string): EndpointRecord[] {
     return this.#endpoints.list().filter((e) => e.containerId === id)
       .sort((a, b) => a.ifName.localeCompare(b.ifName, undefined, { numeric: true }));
+  }
+
+  /**
+   * The endpoints of container `id` as {@link #endpointsOfContainer} orders them, but frozen
+   * and from an index rebuilt only when an endpoint changed: `ps` asks for every container.
+   */
+  #endpointViewsOf(id: string): ReadonlyArray<Readonly<EndpointRecord>> {
+    const version = this.#endpoints.version;
+    if (this.#endpointIndex?.version !== version) {
+      const byContainer = new Map<string, Array<Readonly<EndpointRecord>>>();
+      for (const endpoint of this.#endpoints.views()) {
+        let list = byContainer.get(endpoint.containerId);
+        if (!list) byContainer.set(endpoint.containerId, list = []);
+        list.push(endpoint);
+      }
+      for (const list of byContainer.values()) {
+        list.sort((a, b) => a.ifName.localeCompare(b.ifName, undefined, { numeric: true }));
+      }
+      this.#endpointIndex = { version, byContainer };
+    }
+    return this.#endpointIndex.byContainer.get(id) ?? [];
   }
 
   #lookup(): ContainerLookup {

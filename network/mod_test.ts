@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import { isConflict, isInvalidArgument, isNotFound, kindOf, notFound } from "../engine/errors.ts";
 import { Store } from "../engine/store.ts";
 import { linkAddresses } from "./bridge.ts";
-import { NetworkManager } from "./mod.ts";
+import { type EndpointRecord, NetworkManager, type SandboxRecord } from "./mod.ts";
 
 /**
  * A manager on an in-memory store with its own bridge names and 10.x subnets (bridges are real
  * devices, removed by `close()`), and no containers.
  */
-async function withManager(fn: (manager: NetworkManager, prefix: string) => Promise<void>) {
+async function withManager(
+  fn: (manager: NetworkManager, prefix: string, store: Store) => Promise<void>,
+) {
   const home = await Deno.makeTempDir({ prefix: "pouch-net-" });
   const store = new Store(":memory:");
   const a = 100 + Math.floor(Math.random() * 140);
@@ -28,7 +30,7 @@ async function withManager(fn: (manager: NetworkManager, prefix: string) => Prom
   });
   try {
     await manager.init();
-    await fn(manager, `10.${a}.${b}`);
+    await fn(manager, `10.${a}.${b}`, store);
   } finally {
     await manager.close();
     store.close();
@@ -113,5 +115,55 @@ Deno.test("NetworkManager creates, filters, prunes and removes user networks", a
       () => manager.connect("bridge", { Container: "ghost" }),
       /No such container: ghost/,
     );
+  });
+});
+
+Deno.test("NetworkManager.settings() and portsSummary() follow endpoint changes", async () => {
+  await withManager((manager, _prefix, store) => {
+    const bridge = manager.inspect("bridge").Id;
+    const sandboxes = store.bucket<SandboxRecord>("sandbox");
+    const endpoints = store.bucket<EndpointRecord>("endpoint");
+    const sandbox = (id: string): SandboxRecord => ({
+      containerId: id,
+      mode: "bridge",
+      netns: `/run/netns/${id}`,
+      dir: `/tmp/${id}`,
+      hostname: id,
+      domainname: "",
+      extraHosts: [],
+      dns: [],
+      dnsSearch: [],
+      dnsOptions: [],
+      exposed: { "80/tcp": {} },
+    });
+    const endpoint = (id: string, hostPort: number): EndpointRecord => ({
+      containerId: id,
+      networkId: bridge,
+      endpointId: `ep-${id}`,
+      ifName: "eth0",
+      phase: "ready",
+      aliases: [],
+      portMappings: [{ hostPort, containerPort: 80, protocol: "tcp", hostIP: "" }],
+      address: "10.0.0.2/24",
+      gateway: "10.0.0.1",
+    });
+    sandboxes.put("c1", sandbox("c1"));
+    sandboxes.put("c2", sandbox("c2"));
+    assert.deepEqual(manager.portsSummary("c1"), [{ PrivatePort: 80, Type: "tcp" }]);
+    assert.deepEqual(manager.settings("c1").Networks, {});
+
+    endpoints.put(`c1/${bridge}`, endpoint("c1", 8080));
+    assert.deepEqual(manager.portsSummary("c1"), [
+      { IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8080, Type: "tcp" },
+    ]);
+    assert.equal(manager.settings("c1").Networks.bridge?.EndpointID, "ep-c1");
+    assert.deepEqual(manager.portsSummary("c2"), [{ PrivatePort: 80, Type: "tcp" }]);
+
+    endpoints.put(`c1/${bridge}`, endpoint("c1", 9090));
+    assert.equal(manager.portsSummary("c1")[0]?.PublicPort, 9090);
+    endpoints.delete(`c1/${bridge}`);
+    assert.deepEqual(manager.settings("c1").Networks, {});
+    assert.equal(manager.settings("c1").IPAddress, "");
+    return Promise.resolve();
   });
 });

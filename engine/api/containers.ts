@@ -83,7 +83,8 @@ export function containerRoutes(
         container.state.Status === "paused" || filters.status !== undefined
       )
       .filter((container) => matchesFilters(container, filters))
-      .sort((a, b) => b.created.localeCompare(a.created));
+      // ISO 8601 times: code-unit order is time order (localeCompare is ~10x slower).
+      .sort((a, b) => a.created < b.created ? 1 : a.created > b.created ? -1 : 0);
     if (limit !== undefined && limit > 0) containers = containers.slice(0, limit);
     return c.json(containers.map((container) => summaryView(container, backend)));
   });
