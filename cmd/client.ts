@@ -258,6 +258,20 @@ export class ApiClient {
 
   /** Sends a request and parses its JSON answer (undefined for an empty body). */
   async json<T>(method: string, path: string, options: CallOptions = {}): Promise<T> {
+    return await (await this.jsonAnswer<T>(method, path, options)).json();
+  }
+
+  /**
+   * Sends a request and resolves as soon as the answer's head arrived (a status of 400 or more
+   * throws an {@link ApiError}), with the means to read its JSON body: for answers whose body
+   * comes later, such as a container's wait. Without web streams, which a CLI run would
+   * otherwise load.
+   */
+  async jsonAnswer<T>(
+    method: string,
+    path: string,
+    options: CallOptions = {},
+  ): Promise<{ json(): Promise<T>; close(): void }> {
     const req = this.#prepare(method, path, options);
     let res: BufferedResponse;
     try {
@@ -265,15 +279,22 @@ export class ApiClient {
     } catch (err) {
       throw this.#connectError(err);
     }
-    const text = new TextDecoder().decode(await res.bytes());
-    if (res.status >= 400) throw new ApiError(messageOf(text, res), res.status);
-    return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
+    if (res.status >= 400) {
+      const text = new TextDecoder().decode(await res.bytes());
+      throw new ApiError(messageOf(text, res), res.status);
+    }
+    return {
+      json: async () => {
+        const text = new TextDecoder().decode(await res.bytes());
+        return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
+      },
+      close: () => res.close(),
+    };
   }
 
-  /** Sends a request and discards its answer. */
+  /** Sends a request and discards its answer (read whole: these answers are small). */
   async call(method: string, path: string, options: CallOptions = {}): Promise<void> {
-    const res = await this.request(method, path, options);
-    await res.body.cancel();
+    (await this.jsonAnswer<unknown>(method, path, options)).close();
   }
 
   /** Sends a request that hijacks the connection (attach, exec start). */

@@ -139,20 +139,17 @@ async function attachAndStart(
     },
   });
   let waitError: unknown;
-  const waitResult = client
-    .request("POST", `/containers/${enc(id)}/wait`, {
-      query: { condition: options.autoRemove ? "removed" : "next-exit" },
-    });
-  const waitStatus = waitResult.then(async (res) =>
-    JSON.parse(await new Response(res.body).text()) as WaitResponse
-  ).catch((error) => {
+  const waitResult = client.jsonAnswer<WaitResponse>("POST", `/containers/${enc(id)}/wait`, {
+    query: { condition: options.autoRemove ? "removed" : "next-exit" },
+  });
+  const waitStatus = waitResult.then((answer) => answer.json()).catch((error) => {
     waitError = error;
     return undefined;
   });
   const [conn] = await Promise.all([
     attached.catch(async (error) => {
       // The wait must not outlive a failed attach.
-      await waitResult.then((res) => res.body.cancel(), () => {});
+      await waitResult.then((answer) => answer.close(), () => {});
       throw error;
     }),
     waitResult.catch(() => undefined),

@@ -20,6 +20,7 @@ import {
   conflict,
   EngineError,
   invalidArgument,
+  isAlreadyExists,
   isConflict,
   isNotFound,
   kindOf,
@@ -192,8 +193,11 @@ export interface Container {
 
 /** What the container manager needs of the image manager. */
 export interface ImageResolver {
-  /** Resolves a name or ID to the image, unpacked. Throws NotFound. */
-  resolve(ref: string): Promise<ResolvedImage>;
+  /**
+   * Resolves a name or ID to the image, unpacked (unless `checkUnpacked` is false: then the
+   * caller finds out when it uses the layers). Throws NotFound.
+   */
+  resolve(ref: string, options?: { checkUnpacked?: boolean }): Promise<ResolvedImage>;
 }
 
 /** An image as the container manager uses it. */
@@ -312,9 +316,20 @@ interface Live {
   holdRestart?: boolean;
   /** The last task was deleted when its exit was recorded: a removal need not try again. */
   taskDeleted?: boolean;
+  /**
+   * Set by create until the first start: no task can exist yet, and the rootfs mounts of
+   * `snapshotKey` are the ones its Prepare answered, so the start asks containerd for neither.
+   */
+  created?: { snapshotKey: string; rootfs: Mount[] };
 }
 
 const LABEL_MANAGED = "io.pouch.managed";
+/**
+ * The lease every create prepares its snapshot under, until the containerd container holds it
+ * (one lease for the daemon's life rather than a lease per create: a containerd call less on
+ * every create).
+ */
+const CREATION_LEASE = "pouch-creating";
 const DEFAULT_STOP_TIMEOUT = 10;
 /** The resources of Docker's `UpdateConfig` that `update` changes. */
 const UPDATABLE_RESOURCES = [
@@ -363,6 +378,8 @@ export class ContainerManager {
   readonly #plugins: ContainerManagerOptions["plugins"];
   #closing = false;
   #limits: DaemonLimits | undefined;
+  /** See {@link CREATION_LEASE}. */
+  #creationLeaseId?: Promise<string>;
 
   /** A manager over `options.client` and `options.store`. */
   constructor(options: ContainerManagerOptions) {
@@ -522,7 +539,9 @@ export class ContainerManager {
     if (this.#records.find(id)) throw conflict(`container id ${id} is already in use`);
     if (requestedName) this.#assertNameFree(requestedName);
 
-    const image = await this.#images.resolve(config.Image);
+    // Its layers are known to be unpacked only when the snapshot's Prepare finds them: the
+    // check is a containerd call every create would pay (a missing one is unpacked below).
+    const image = await this.#images.resolve(config.Image, { checkUnpacked: false });
     mergeImageConfig(config, image.config.config ?? {});
     const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])].filter((a, i) =>
       !(i === 0 && a === "")
@@ -566,28 +585,48 @@ export class ContainerManager {
       );
       faultPoint("create:recorded");
 
-      // Until the containerd container references the snapshot, only a lease keeps the garbage
-      // collector (which runs after any image removal) from taking it. Asked for now, used
-      // after the network is set up.
-      const leasing = this.#client.leases.create({ expireSeconds: 600 });
-      undo.push(async () => {
-        const lease = await leasing.catch(() => undefined);
-        if (lease) await this.#client.leases.delete(lease.id).catch(() => {});
-      });
       const dir = this.dir(id);
       await Deno.mkdir(dir, { recursive: true, mode: 0o710 });
       undo.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
-      let netnsPath: string | undefined;
-      let files = {
-        hosts: `${dir}/hosts`,
-        hostname: `${dir}/hostname`,
-        resolvConf: `${dir}/resolv.conf`,
-      };
-      if (this.#networks) {
-        const networks = this.#networks;
-        // Persists its own records first, so that a crash from here on is undone at start-up.
-        undo.push(() => networks.teardown(id));
-        const sandbox = await networks.setup({
+
+      // The network (a namespace made by a process, CNI plugins) and the rootfs (a lease, then
+      // the snapshot) do not depend on each other: they are made at once. Their undo steps are
+      // pushed first and both are settled before any failure is thrown, so that an undo never
+      // races a step still running.
+      // Until the containerd container references the snapshot, only a lease keeps the garbage
+      // collector (which runs after any image removal) from taking it.
+      const leasing = this.#creationLease();
+      const leased = { id, type: `snapshots/${this.#snapshotter}` };
+      undo.push(async () => {
+        const lease = await leasing.catch(() => undefined);
+        if (lease) await this.#client.leases.deleteResource(lease, leased).catch(() => {});
+      });
+      undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
+      const preparing = leasing.then(async (lease) => {
+        const prepare = () =>
+          this.#client.snapshots.prepare(this.#snapshotter, id, {
+            parent: image.chainId,
+            labels: { [LABEL_MANAGED]: "true" },
+            lease,
+          });
+        let mounts: Mount[];
+        try {
+          mounts = await prepare();
+        } catch (err) {
+          // The image's top layer is gone (collected, or never unpacked): resolving it again
+          // unpacks what is missing.
+          if (!isNotFound(err) || image.chainId === "") throw err;
+          await this.#images.resolve(image.id);
+          mounts = await prepare();
+        }
+        faultPoint("create:snapshot");
+        return { lease, mounts };
+      });
+      const networks = this.#networks;
+      // Persists its own records first, so that a crash from here on is undone at start-up.
+      if (networks) undo.push(() => networks.teardown(id));
+      const settingUp = networks
+        ? networks.setup({
           id,
           name,
           dir,
@@ -602,27 +641,17 @@ export class ContainerManager {
           portBindings: hostConfig.PortBindings,
           publishAll: hostConfig.PublishAllPorts === true,
           endpoints: networking?.EndpointsConfig ?? undefined,
-        });
-        config.Hostname = sandbox.hostname;
-        netnsPath = sandbox.netnsPath;
-        files = sandbox.files;
-        faultPoint("create:network");
-      } else {
-        config.Hostname ||= networkMode === "host" ? Deno.hostname() : id.slice(0, 12);
-        await writeLocalNetworkFiles(dir, {
-          hostname: config.Hostname,
-          hostNetwork: networkMode === "host",
-        });
-      }
-
-      const lease = await leasing;
-      const mounts = await this.#client.snapshots.prepare(this.#snapshotter, id, {
-        parent: image.chainId,
-        labels: { [LABEL_MANAGED]: "true" },
-        lease: lease.id,
-      });
-      undo.push(() => this.#client.snapshots.remove(this.#snapshotter, id).catch(() => {}));
-      faultPoint("create:snapshot");
+        }).then((sandbox) => {
+          faultPoint("create:network");
+          return sandbox;
+        })
+        : this.#localNetworkFiles(id, { dir, hostname: config.Hostname, networkMode });
+      const [network, rootfs] = await Promise.allSettled([settingUp, preparing]);
+      if (network.status === "rejected") throw network.reason;
+      if (rootfs.status === "rejected") throw rootfs.reason;
+      const { hostname, netnsPath, files } = network.value;
+      const { lease, mounts } = rootfs.value;
+      config.Hostname = hostname;
 
       record.netnsPath = netnsPath;
       record.files = files;
@@ -653,9 +682,10 @@ export class ContainerManager {
 
       record.phase = "ready";
       this.#records.put(id, record);
-      // The containerd container now holds the snapshot; the lease (which would expire anyway)
-      // goes without holding up the answer.
-      this.#client.leases.delete(lease.id).catch(() => {});
+      this.#liveOf(id).created = { snapshotKey: id, rootfs: mounts };
+      // The containerd container now holds the snapshot: out of the lease, without holding up
+      // the answer (left in, it would only keep a snapshot that the removal deletes anyway).
+      this.#client.leases.deleteResource(lease, leased).catch(() => {});
       this.#log.info("container created", { id: id.slice(0, 12), name });
       this.#emit(record, "create");
       return { Id: id, Warnings: warnings };
@@ -778,6 +808,42 @@ export class ContainerManager {
     });
     if (appUnitText !== undefined) await writeAppUnit(appUnitDir, appUnitText);
     return spec;
+  }
+
+  /** The ID of the lease creates prepare their snapshots under (made on first use). */
+  #creationLease(): Promise<string> {
+    this.#creationLeaseId ??= this.#client.leases.create({
+      id: CREATION_LEASE,
+      labels: { [LABEL_MANAGED]: "true" },
+    }).then(
+      (lease) => lease.id,
+      (err) => {
+        // Left by an earlier run of the daemon: the same lease serves.
+        if (isAlreadyExists(err)) return CREATION_LEASE;
+        this.#creationLeaseId = undefined;
+        throw err;
+      },
+    );
+    return this.#creationLeaseId;
+  }
+
+  /** A container's hosts, hostname and resolv.conf when the daemon has no network manager. */
+  async #localNetworkFiles(
+    id: string,
+    options: { dir: string; hostname?: string; networkMode: string },
+  ): Promise<{ hostname: string; netnsPath?: string; files: NonNullable<Container["files"]> }> {
+    const { dir, networkMode } = options;
+    const hostname = options.hostname ||
+      (networkMode === "host" ? Deno.hostname() : id.slice(0, 12));
+    await writeLocalNetworkFiles(dir, { hostname, hostNetwork: networkMode === "host" });
+    return {
+      hostname,
+      files: {
+        hosts: `${dir}/hosts`,
+        hostname: `${dir}/hostname`,
+        resolvConf: `${dir}/resolv.conf`,
+      },
+    };
   }
 
   /** Rich containers need the host's static init; say which package gives it. */
@@ -1110,13 +1176,14 @@ export class ContainerManager {
     const live = this.#liveOf(id);
     // A task left from an earlier run (exit recorded while we were busy) must go before the new
     // one is created; both containerd calls run while the FIFOs and the log are prepared.
-    const staleTaskGone = live.taskDeleted
+    const created = live.created?.snapshotKey === container.snapshotKey ? live.created : undefined;
+    live.created = undefined;
+    const staleTaskGone = live.taskDeleted || created
       ? Promise.resolve()
       : this.#client.tasks.delete(id).then(() => {}, () => {});
-    const rootfsMounts = this.#client.snapshots.mounts(
-      container.snapshotter,
-      container.snapshotKey,
-    );
+    const rootfsMounts = created
+      ? Promise.resolve(created.rootfs)
+      : this.#client.snapshots.mounts(container.snapshotter, container.snapshotKey);
     rootfsMounts.catch(() => {}); // awaited below, after the preparations that may fail first
 
     const tty = container.config.Tty === true;
@@ -1157,12 +1224,18 @@ export class ContainerManager {
       await log.close();
       throw this.#startFailed(container, err);
     }
+    // The exit is waited for from before the start, as containerd's own client does: a command
+    // that exits at once is then seen without a round trip after the start's answer.
+    const monitorAbort = new AbortController();
+    const firstWait = this.#client.tasks.wait(id, { signal: monitorAbort.signal });
+    firstWait.catch(() => {});
     let pid: number;
     try {
       faultPoint("start:task");
       ({ pid } = await this.#client.tasks.start(id));
       faultPoint("start:started");
     } catch (err) {
+      monitorAbort.abort();
       await this.#client.tasks.delete(id).catch(() => {});
       await stdin?.close();
       await pump.settle(1000) || await pump.abandon();
@@ -1172,6 +1245,7 @@ export class ContainerManager {
     if (initStep) {
       const failure = await this.#initStepFailure(container);
       if (failure) {
+        monitorAbort.abort();
         const exitStatus = await this.#reapFailedStart(id, failure.exitCode === undefined);
         await stdin?.close();
         await pump.settle(1000) || await pump.abandon();
@@ -1200,7 +1274,7 @@ export class ContainerManager {
     this.#records.put(id, container);
     this.#log.info("container started", { id: id.slice(0, 12), pid });
     this.#emit(container, "start");
-    this.#monitor(id, pump, log);
+    this.#monitor(id, { pump, log, abort: monitorAbort, firstWait });
   }
 
   /**
@@ -1271,15 +1345,27 @@ export class ContainerManager {
   }
 
   /** Waits for the task's exit, then records it; keeps waiting across containerd restarts. */
-  #monitor(id: string, pump: OutputPump, log: OutputLog | undefined): void {
+  #monitor(
+    id: string,
+    options: {
+      pump: OutputPump;
+      log: OutputLog | undefined;
+      /** Aborts `firstWait`: the monitor's own abort then. */
+      abort?: AbortController;
+      /** A wait already asked for (before the start). */
+      firstWait?: Promise<{ exitStatus: number; exitedAt: Date }>;
+    },
+  ): void {
+    const { pump, log } = options;
     const live = this.#liveOf(id);
-    const abort = new AbortController();
+    const abort = options.abort ?? new AbortController();
     live.monitor = abort;
     (async () => {
       let exit: { exitStatus: number; exitedAt: Date } | undefined;
       for (let attempt = 0; !abort.signal.aborted; attempt++) {
         try {
-          exit = await this.#client.tasks.wait(id, { signal: abort.signal });
+          const wait = attempt === 0 ? options.firstWait : undefined;
+          exit = await (wait ?? this.#client.tasks.wait(id, { signal: abort.signal }));
           break;
         } catch (err) {
           if (abort.signal.aborted) return;
@@ -1985,7 +2071,7 @@ export class ContainerManager {
       record.state.Status = task.status;
       record.state.Pid = task.pid;
       this.#records.put(id, record);
-      this.#monitor(id, pump, log);
+      this.#monitor(id, { pump, log });
       this.#log.info("re-adopted a running container", { id: id.slice(0, 12) });
       return;
     }

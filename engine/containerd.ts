@@ -265,6 +265,8 @@ export interface Containerd {
      * `snapshots/overlayfs`), so that the garbage collector keeps it while the lease lives.
      */
     addResource(id: string, resource: { id: string; type: string }): Promise<void>;
+    /** Takes an object out of the lease (it stays if something else references it). */
+    deleteResource(id: string, resource: { id: string; type: string }): Promise<void>;
   };
 
   events: {
@@ -1354,6 +1356,9 @@ function leasesService(c: Connection): Containerd["leases"] {
     },
     async addResource(id, resource) {
       await c.unary(LEASES, "AddResource", { id, resource });
+    },
+    async deleteResource(id, resource) {
+      await c.unary(LEASES, "DeleteResource", { id, resource });
     },
   };
 }

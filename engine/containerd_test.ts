@@ -87,7 +87,7 @@ Deno.test("content.write() rejects data that does not match the expected digest"
   );
 });
 
-Deno.test("leases: create (with expiry), create again conflicts, delete", async () => {
+Deno.test("leases: create (with expiry), create again conflicts, resources, delete", async () => {
   await using ctd = await withTempContainerd();
   const { leases } = ctd.client;
   const { id } = await leases.create({ id: "pull-1", expireSeconds: 3600 });
@@ -103,7 +103,15 @@ Deno.test("leases: create (with expiry), create again conflicts, delete", async 
     size: data.length,
     lease: id,
   });
+  const digest = await sha256(data);
+  // Held by a second lease too, it outlives the first; taken out of that one, it is collected.
+  await leases.addResource(generated.id, { id: digest, type: "content" });
   await leases.delete(id, { sync: true });
+  assert.equal((await ctd.client.content.info(digest)).size, data.length);
+  await leases.deleteResource(generated.id, { id: digest, type: "content" });
+  // A synchronous delete of any lease runs the collector: the lease still lives, the blob not.
+  await leases.delete((await leases.create()).id, { sync: true });
+  assert(isNotFound(await ctd.client.content.info(digest).catch((err) => err)));
   await leases.delete(generated.id);
   assert(isNotFound(await leases.delete(id).catch((err) => err)));
 });

@@ -1789,15 +1789,19 @@ export class ImageManager {
 
   /**
    * Finds an image by full or familiar name, `name@digest`, full ID (with or without
-   * `sha256:`) or unique ID prefix, and makes sure its layers are unpacked. Throws
-   * `No such image: NAME` (NotFound) otherwise.
+   * `sha256:`) or unique ID prefix, and makes sure its layers are unpacked (unless
+   * `checkUnpacked` is false). Throws `No such image: NAME` (NotFound) otherwise.
    */
-  async resolve(nameOrId: string): Promise<ResolvedImage> {
+  async resolve(
+    nameOrId: string,
+    options: { checkUnpacked?: boolean } = {},
+  ): Promise<ResolvedImage> {
     const { group, name } = await this.#find(nameOrId);
     const { repoTags, repoDigests } = namesOfGroup(group);
     const chain = chainIds(group.info.config.rootfs.diff_ids);
     const chainId = chain[chain.length - 1] ?? "";
-    if (chainId !== "" && !(await this.#snapshotExists(chainId))) {
+    const checkUnpacked = options.checkUnpacked ?? true;
+    if (checkUnpacked && chainId !== "" && !(await this.#snapshotExists(chainId))) {
       this.#log(`image ${shortId(group.id)}: unpacking missing layers`);
       await this.#withLease((lease) => this.#unpack(group.info, lease));
     }

@@ -4,9 +4,14 @@ import { createNetns, inNetns, isNetnsMounted, mountedNetns, removeNetns } from 
 Deno.test("createNetns() makes a persistent namespace with lo up; removeNetns() ends it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "pouch-netns-" });
   const path = `${dir}/ns/one`;
+  const ownNamespace = () => Deno.readLinkSync("/proc/thread-self/ns/net");
+  const before = ownNamespace();
   try {
     await createNetns(path);
     assert.ok(await isNetnsMounted(path));
+    // Made from this thread, which is back in its own namespace.
+    assert.equal(ownNamespace(), before);
+    assert.notEqual(Deno.statSync(path).ino, Deno.statSync("/proc/thread-self/ns/net").ino);
     // Idempotent: a second create keeps the same namespace.
     await createNetns(path);
     assert.equal((await mountedNetns(`${dir}/ns`)).size, 1);
