@@ -19,6 +19,7 @@ import { Logger } from "./log.ts";
 import { LxcfsManager } from "./lxcfs.ts";
 import { loadPlugins } from "./plugins.ts";
 import { lockHome } from "./lock.ts";
+import { startMallocTrimmer } from "./memory.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { claimNotifySocket, notifyManager } from "./notify.ts";
 import { reloadOnSighup } from "./reload.ts";
@@ -294,6 +295,8 @@ async function serve(
       });
       cleanup.push(() => cri.close());
     }
+    // Memory freed after bursts (a container's output, a pull) goes back to the system.
+    cleanup.push(startMallocTrimmer(15_000));
     log.info("pouch daemon ready", { home, pid: Deno.pid });
     // systemd's Type=notify: only now do the API, containerd and the CRI all answer.
     notifyManager(`READY=1\nMAINPID=${Deno.pid}\nSTATUS=serving`, log);

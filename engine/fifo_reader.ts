@@ -25,6 +25,8 @@ const MAX_EVENTS = 64;
 /** How long one wait lasts, so that the loop notices it has nothing left to watch. */
 const WAIT_MS = 250;
 const CHUNK = 64 * 1024;
+/** Reads of one FIFO per wake-up: a fast writer does not keep the event loop to itself. */
+const READS_PER_WAKE = 16;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
@@ -38,9 +40,15 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/** Takes a chunk; a promise returned pauses the reading until it settles (backpressure). */
+export type FifoDataHandler = (chunk: Uint8Array) => void | Promise<void>;
+
 interface Watch {
-  onData: (chunk: Uint8Array) => void;
+  onData: FifoDataHandler;
   resolve: () => void;
+  /** The event registered for the FIFO, to register it again after a pause. */
+  event: Uint8Array;
+  paused: boolean;
 }
 
 /** The process's one epoll instance and the FIFOs it watches. */
@@ -59,7 +67,7 @@ class FifoPoller {
   }
 
   /** Opens `path` and delivers what is written to it until every writer has closed it. */
-  read(path: string, onData: (chunk: Uint8Array) => void): Promise<void> {
+  read(path: string, onData: FifoDataHandler): Promise<void> {
     const fd = this.#libc.open(
       new TextEncoder().encode(`${path}\0`),
       O_RDONLY | O_NONBLOCK | O_CLOEXEC,
@@ -76,7 +84,7 @@ class FifoPoller {
       return Promise.reject(new Error(`epoll_ctl ${path}: errno ${errno}`));
     }
     const done = Promise.withResolvers<void>();
-    this.#watches.set(fd, { onData, resolve: done.resolve });
+    this.#watches.set(fd, { onData, resolve: done.resolve, event, paused: false });
     if (!this.#looping) this.#loop();
     return done.promise;
   }
@@ -102,14 +110,21 @@ class FifoPoller {
     }
   }
 
-  /** Reads `fd` until it would block; at EOF (no writer left) the watch ends. */
+  /**
+   * Reads `fd` until it would block, or a handler asks to wait, or for {@link READS_PER_WAKE}
+   * reads (epoll reports it again); at EOF (no writer left) the watch ends.
+   */
   #drain(fd: number): void {
     const watch = this.#watches.get(fd);
-    if (!watch) return;
-    while (true) {
+    if (!watch || watch.paused) return;
+    for (let reads = 0; reads < READS_PER_WAKE; reads++) {
       const n = Number(this.#libc.read(fd, this.#chunk, BigInt(CHUNK)));
       if (n > 0) {
-        watch.onData(this.#chunk.slice(0, n));
+        const wait = watch.onData(this.#chunk.slice(0, n));
+        if (wait) {
+          this.#pause(fd, watch, wait);
+          return;
+        }
         continue;
       }
       if (n < 0) {
@@ -122,6 +137,22 @@ class FifoPoller {
       watch.resolve();
       return;
     }
+  }
+
+  /**
+   * Stops watching `fd` until `until` settles: what the writer sends meanwhile waits in the
+   * FIFO (a full pipe blocks the writer) rather than in the daemon's memory.
+   */
+  #pause(fd: number, watch: Watch, until: Promise<void>): void {
+    watch.paused = true;
+    this.#libc.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, fd, new Uint8Array(EVENT_SIZE));
+    until.catch(() => {}).then(() => {
+      watch.paused = false;
+      if (this.#watches.get(fd) !== watch) return;
+      // Level-triggered: data already waiting is reported by the next (or current) wait.
+      this.#libc.epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, watch.event);
+      if (!this.#looping) this.#loop();
+    });
   }
 
   #close(fd: number): void {
@@ -140,10 +171,11 @@ let poller: FifoPoller | undefined;
 
 /**
  * Opens the FIFO at `path` for reading without blocking a thread (see the module doc) and calls
- * `onData` with each chunk written to it; resolves once every writer has closed it. The read
- * end is opened at once, writers or not: a stream only ends after a writer has come and gone.
+ * `onData` with each chunk written to it (a promise it returns holds the reading back until it
+ * settles); resolves once every writer has closed it. The read end is opened at once, writers
+ * or not: a stream only ends after a writer has come and gone.
  */
-export function readFifo(path: string, onData: (chunk: Uint8Array) => void): Promise<void> {
+export function readFifo(path: string, onData: FifoDataHandler): Promise<void> {
   poller ??= new FifoPoller();
   return poller.read(path, onData);
 }

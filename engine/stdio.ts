@@ -114,6 +114,9 @@ export async function removeFifos(set: FifoSet): Promise<void> {
   }
 }
 
+/** Output read for a log before the pump waits for the log to have written it. */
+const LOG_BACKLOG_BYTES = 1 << 20;
+
 /**
  * Reads a process's output FIFOs into a log and a hub until both reach EOF.
  *
@@ -213,11 +216,20 @@ export class OutputPump {
 
   async #pump(stream: StreamName, path: string, onOpen: () => void): Promise<void> {
     let reading: Promise<void>;
+    let unflushed = 0;
     try {
       reading = readFifo(path, (chunk) => {
         if (this.#abandoned) return;
         this.#log?.write(stream, chunk);
         this.#hub.publish(stream, chunk);
+        if (!this.#log) return;
+        unflushed += chunk.length;
+        if (unflushed < LOG_BACKLOG_BYTES) return;
+        unflushed = 0;
+        // The output waits in the FIFO while the log catches up: a process writing faster than
+        // its log can take blocks on a full pipe, as on a slow terminal, instead of the daemon
+        // holding its output in memory (100 MB written at once grew the daemon by 700 MB).
+        return this.#log.flush();
       });
     } finally {
       onOpen();
