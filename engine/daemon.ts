@@ -296,7 +296,7 @@ async function serve(
       cleanup.push(() => cri.close());
     }
     // Memory freed after bursts (a container's output, a pull) goes back to the system.
-    cleanup.push(startMallocTrimmer(15_000));
+    cleanup.push(startMallocTrimmer(10_000));
     log.info("pouch daemon ready", { home, pid: Deno.pid });
     // systemd's Type=notify: only now do the API, containerd and the CRI all answer.
     notifyManager(`READY=1\nMAINPID=${Deno.pid}\nSTATUS=serving`, log);
