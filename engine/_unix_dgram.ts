@@ -8,6 +8,8 @@
  * @module
  */
 
+import { errno } from "./_libc.ts";
+
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
@@ -22,7 +24,6 @@ const symbols = {
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 let libc: Deno.DynamicLibrary<typeof symbols> | null = null;
@@ -30,11 +31,6 @@ let libc: Deno.DynamicLibrary<typeof symbols> | null = null;
 function lib(): Deno.DynamicLibrary<typeof symbols> {
   libc ??= Deno.dlopen("libc.so.6", symbols);
   return libc;
-}
-
-function errno(): number {
-  const pointer = lib().symbols.__errno_location();
-  return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
 }
 
 /** `sizeof(struct sockaddr_un)`: a 2-byte family and 108 bytes of path. */

@@ -31,6 +31,7 @@ import {
   systemError,
   unavailable,
 } from "./errors.ts";
+import { sleep } from "./sleep.ts";
 import type { EventSink } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { CriFileLog } from "./cri_log.ts";
@@ -2229,10 +2230,6 @@ async function writeLocalNetworkFiles(
       hostNetwork: options.hostNetwork,
     }),
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Whether `promise` settled within `ms`. */

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { errno } from "./_libc.ts";
+
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -35,7 +37,6 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -63,7 +64,7 @@ class FifoPoller {
   constructor() {
     this.#libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
     this.#epoll = this.#libc.epoll_create1(O_CLOEXEC);
-    if (this.#epoll < 0) throw new Error(`epoll_create1 failed: errno ${this.#errno()}`);
+    if (this.#epoll < 0) throw new Error(`epoll_create1 failed: errno ${errno()}`);
   }
 
   /** Opens `path` and delivers what is written to it until every writer has closed it. */
@@ -73,15 +74,15 @@ class FifoPoller {
       O_RDONLY | O_NONBLOCK | O_CLOEXEC,
       0,
     );
-    if (fd < 0) return Promise.reject(new Error(`open ${path}: errno ${this.#errno()}`));
+    if (fd < 0) return Promise.reject(new Error(`open ${path}: errno ${errno()}`));
     const event = new Uint8Array(EVENT_SIZE);
     const view = new DataView(event.buffer);
     view.setUint32(0, EPOLLIN, true);
     view.setBigUint64(4, BigInt(fd), true);
     if (this.#libc.epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, event) < 0) {
-      const errno = this.#errno();
+      const code = errno();
       this.#libc.close(fd);
-      return Promise.reject(new Error(`epoll_ctl ${path}: errno ${errno}`));
+      return Promise.reject(new Error(`epoll_ctl ${path}: errno ${code}`));
     }
     const done = Promise.withResolvers<void>();
     this.#watches.set(fd, { onData, resolve: done.resolve, event, paused: false });
@@ -95,8 +96,8 @@ class FifoPoller {
       while (this.#watches.size > 0) {
         const ready = await this.#libc.epoll_wait(this.#epoll, this.#events, MAX_EVENTS, WAIT_MS);
         if (ready < 0) {
-          if (this.#errno() === EINTR) continue;
-          throw new Error(`epoll_wait failed: errno ${this.#errno()}`);
+          if (errno() === EINTR) continue;
+          throw new Error(`epoll_wait failed: errno ${errno()}`);
         }
         const view = new DataView(this.#events.buffer);
         for (let i = 0; i < ready; i++) {
@@ -128,9 +129,9 @@ class FifoPoller {
         continue;
       }
       if (n < 0) {
-        const errno = this.#errno();
-        if (errno === EAGAIN) return;
-        if (errno === EINTR) continue;
+        const code = errno();
+        if (code === EAGAIN) return;
+        if (code === EINTR) continue;
       }
       // 0: every writer has closed it; or an error, which ends the stream like EOF does.
       this.#close(fd);
@@ -159,11 +160,6 @@ class FifoPoller {
     this.#libc.epoll_ctl(this.#epoll, EPOLL_CTL_DEL, fd, new Uint8Array(EVENT_SIZE));
     this.#libc.close(fd);
     this.#watches.delete(fd);
-  }
-
-  #errno(): number {
-    const pointer = this.#libc.__errno_location();
-    return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
   }
 }
 

@@ -29,6 +29,7 @@ import {
   messageOf,
   notFound,
 } from "./errors.ts";
+import { sleep } from "./sleep.ts";
 import {
   familiarName,
   formatReference,
@@ -767,19 +768,6 @@ function gcLabels(manifest: ManifestBlob): Record<string, string> {
 /** How long after subscribing to image events {@link ImageManager.watch} trusts them. */
 const WATCH_SETTLE_MS = 250;
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Local images on containerd; see the module documentation for the storage model. */
 export class ImageManager {
   #client: Containerd;
@@ -846,7 +834,7 @@ export class ImageManager {
             this.#log(`following containerd's image events: ${messageOf(err)}; again in 1s`);
           }
         });
-        if (!abort.signal.aborted) await abortableDelay(1000, abort.signal);
+        if (!abort.signal.aborted) await sleep(1000, abort.signal);
       }
     })();
     return () => abort.abort();

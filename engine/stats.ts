@@ -7,6 +7,7 @@
 import type { Container } from "./container.ts";
 import type { Containerd } from "./containerd.ts";
 import { conflict, invalidArgument, systemError } from "./errors.ts";
+import { sleep } from "./sleep.ts";
 
 /** `GET /containers/{id}/top`'s answer. */
 export interface TopResult {
@@ -367,16 +368,4 @@ async function machineMemory(): Promise<number> {
   const kb = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
   memTotal = kb * 1024;
   return memTotal;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

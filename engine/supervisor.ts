@@ -10,6 +10,7 @@
 import { dirname } from "node:path";
 import { connectContainerd } from "./containerd.ts";
 import { invalidArgument, messageOf, unavailable } from "./errors.ts";
+import { sleep } from "./sleep.ts";
 
 /** Options of {@link startContainerd}. */
 export interface ContainerdOptions {
@@ -296,7 +297,7 @@ async function waitUntilAnswering(
         client.close();
       }
     }
-    await delay(50);
+    await sleep(50);
   }
   if (options.exited()) throw unavailable("containerd exited", lastError);
   throw unavailable(`containerd did not answer within ${options.timeoutMs} ms`, lastError);
@@ -309,10 +310,6 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Reads `stream` as UTF-8 and hands each line (without its newline) to `log`. */

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { cString, errno } from "../engine/_libc.ts";
 import { systemError } from "../engine/errors.ts";
 
 const decoder = new TextDecoder();
@@ -114,23 +115,12 @@ const LIBC_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] | undefined;
 
 function lib(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
   libc ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS).symbols;
   return libc;
-}
-
-/** errno of the call just made (synchronous, on this thread, nothing in between). */
-function errno(): number {
-  const location = lib().__errno_location();
-  return location === null ? 0 : new Deno.UnsafePointerView(location).getInt32();
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(`${text}\0`);
 }
 
 /**

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { cString, errno } from "../engine/_libc.ts";
 import { systemError } from "../engine/errors.ts";
 
 /** `linux/quota.h`: the quota type of projects. */
@@ -222,7 +223,6 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 let libc: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
@@ -231,19 +231,6 @@ let libc: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
 function lib(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
   libc ??= Deno.dlopen("libc.so.6", SYMBOLS);
   return libc.symbols;
-}
-
-/**
- * errno of the call just made. The calls are synchronous FFI on this thread and nothing runs in
- * between, so the thread's errno is still the failed call's.
- */
-function errno(): number {
-  const location = lib().__errno_location();
-  return location === null ? 0 : new Deno.UnsafePointerView(location).getInt32();
-}
-
-function cString(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(`${text}\0`);
 }
 
 const COMMAND_NAMES: Record<number, string> = {
