@@ -23,6 +23,7 @@ import {
   isAlreadyExists,
   isConflict,
   isNotFound,
+  isNotModified,
   kindOf,
   messageOf,
   notFound,
@@ -1154,18 +1155,33 @@ export class ContainerManager {
 
   // --- start and exit ------------------------------------------------------------------------
 
-  /** Starts a created or exited container; a running one is NotModified. */
-  start(ref: string): Promise<void> {
+  /**
+   * Starts a created or exited container; a running one is NotModified. A `--rm` container
+   * whose start fails is removed, as Docker does: nothing is left of a `run --rm` that failed.
+   */
+  async start(ref: string): Promise<void> {
     const container = this.get(ref);
-    return this.#locked(container.id, async () => {
-      this.#cancelRestart(container.id);
-      const current = this.#records.get(container.id);
-      if (current.manuallyStopped) {
-        current.manuallyStopped = false;
-        this.#records.put(container.id, current);
+    try {
+      await this.#locked(container.id, async () => {
+        this.#cancelRestart(container.id);
+        const current = this.#records.get(container.id);
+        if (current.manuallyStopped) {
+          current.manuallyStopped = false;
+          this.#records.put(container.id, current);
+        }
+        await this.#start(container.id);
+      });
+    } catch (err) {
+      if (container.hostConfig.AutoRemove && !isNotModified(err)) {
+        await this.remove(container.id, { force: true, volumes: true }).catch((removeErr) =>
+          this.#log.warn("auto-remove after a failed start failed", {
+            id: container.id,
+            error: removeErr,
+          })
+        );
       }
-      await this.#start(container.id);
-    });
+      throw err;
+    }
   }
 
   async #start(id: string): Promise<void> {

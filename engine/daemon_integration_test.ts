@@ -65,6 +65,12 @@ Deno.test("container lifecycle through pouch's CLI", async (t) => {
       const notExec = await daemon.pouch(["run", "--name", "noexec", "busybox", "/etc/passwd"]);
       assert.equal(notExec.code, 126, notExec.stderr);
       await ok(daemon, ["rm", "-f", "nocmd", "noexec"]);
+      // With --rm, nothing is left of a start that failed (Docker's rule).
+      const gone = await daemon.pouch(["run", "--rm", "--name", "rmnocmd", "busybox", "/no/such"]);
+      assert.equal(gone.code, 127, gone.stderr);
+      const inspect = await daemon.pouch(["inspect", "rmnocmd"]);
+      assert.equal(inspect.code, 1, inspect.stdout);
+      assert.equal((await ok(daemon, ["ps", "-a", "-q"])).trim(), "");
     });
 
     await t.step("run -d, ps, stop, start, restart, pause, unpause, kill, rm", async () => {
