@@ -7,13 +7,11 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import protobuf from "protobufjs";
-import type { Buffer } from "node:buffer";
-import { isAlreadyExists, systemError } from "./errors.ts";
-import { fromGrpcError, GrpcCode, grpcCodeFromError } from "./grpc_errors.ts";
+import { conflict, isAlreadyExists, systemError } from "./errors.ts";
+import { type DuplexCall, GrpcChannel } from "./grpc_client.ts";
+import { fromGrpcError } from "./grpc_errors.ts";
 import { descriptors } from "./proto/descriptors.ts";
+import { ProtoSchema } from "./protobuf.ts";
 
 /** An OCI content descriptor. */
 export interface Descriptor {
@@ -317,9 +315,6 @@ export function connectContainerd(address: string, options: ConnectOptions = {})
 
 // --- protocol definitions -----------------------------------------------------------------------
 
-/** How decoded messages look: camelCase fields, int64 as number, enums as names, defaults set. */
-const CONVERSION = { longs: Number, enums: String, defaults: true, oneofs: true } as const;
-
 const SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const RESOURCES_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
@@ -351,39 +346,26 @@ const EVENT_TYPES = [
   "containerd.services.images.v1.ImageDelete",
 ];
 
-/** Parsed definitions: protobufjs types for Any payloads, gRPC method definitions for calls. */
-interface Protocol {
-  root: protobuf.Root;
-  services: protoLoader.PackageDefinition;
-}
-
-let protocol: Protocol | undefined;
+let protocol: ProtoSchema | undefined;
 
 /**
- * Builds the definitions from the embedded descriptors (generated from `./proto/*.proto` by
- * `deno task proto`) once per process. They are a module rather than files read at run time so
- * that the single-file build carries them.
+ * The message definitions, compiled once per process from the embedded descriptors (generated
+ * from `./proto/*.proto` by `deno task proto`). They are a module rather than files read at run
+ * time so that the single-file build carries them. Decoded messages have every field set,
+ * 64-bit integers as numbers and enums as names.
  */
-function loadProtocol(): Protocol {
-  if (protocol) return protocol;
-  const json = descriptors as protobuf.INamespace;
-  const root = protobuf.Root.fromJSON(json);
-  root.resolveAll();
-  const services = protoLoader.fromJSON(json, CONVERSION);
-  protocol = { root, services };
-  return protocol;
+function schema(): ProtoSchema {
+  return protocol ??= new ProtoSchema(descriptors);
 }
 
 /** Encodes `object` as the protobuf message `typeName` of the loaded definitions. */
 function encodeMessage(typeName: string, object: Record<string, unknown>): Uint8Array {
-  const type = loadProtocol().root.lookupType(typeName);
-  return type.encode(type.fromObject(object)).finish();
+  return schema().encode(typeName, object);
 }
 
 /** Decodes `bytes` as the protobuf message `typeName` into a plain object. */
 function decodeMessage(typeName: string, bytes: Uint8Array): Record<string, unknown> {
-  const type = loadProtocol().root.lookupType(typeName);
-  return type.toObject(type.decode(bytes), CONVERSION);
+  return schema().decode(typeName, bytes);
 }
 
 // --- wire shapes (as proto-loader decodes them) -------------------------------------------------
@@ -481,55 +463,43 @@ interface CallSettings {
 /** A gRPC client over one channel; every call goes through its three call shapes. */
 class Connection {
   readonly namespace: string;
-  #client: grpc.Client;
-  #services: protoLoader.PackageDefinition;
+  #channel: GrpcChannel;
   #onCall: ConnectOptions["onCall"];
 
   constructor(address: string, namespace: string, onCall?: ConnectOptions["onCall"]) {
     this.namespace = namespace;
     this.#onCall = onCall;
-    this.#services = loadProtocol().services;
-    this.#client = new grpc.Client(toGrpcTarget(address), grpc.credentials.createInsecure(), {
-      "grpc.max_receive_message_length": 16 << 20,
-      "grpc.max_send_message_length": 16 << 20,
-      // A local socket: reconnect quickly after containerd restarts.
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": 2_000,
-    });
+    this.#channel = new GrpcChannel(socketPath(address));
   }
 
   close(): void {
-    this.#client.close();
+    this.#channel.close();
   }
 
   /** A unary call; rejects with an engine error, or with the signal's reason when aborted. */
-  unary<Res>(
+  async unary<Res>(
     service: string,
     method: string,
     request: Record<string, unknown>,
     settings: CallSettings = {},
   ): Promise<Res> {
-    const definition = this.#method(service, method);
     const { signal } = settings;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Res>((resolve, reject) => {
-      const onAbort = () => call.cancel();
-      const call = this.#client.makeUnaryRequest(
+    if (signal?.aborted) throw signal.reason;
+    const definition = this.#method(service, method);
+    const short = { service: service.slice(service.lastIndexOf(".") + 1), method };
+    let response: Uint8Array;
+    try {
+      response = await this.#channel.unary(
         definition.path,
-        definition.requestSerialize,
-        definition.responseDeserialize,
-        request,
-        this.#metadata(settings),
-        {},
-        (err, response) => {
-          signal?.removeEventListener("abort", onAbort);
-          this.#onCall?.({ service: service.slice(service.lastIndexOf(".") + 1), method }, !!err);
-          if (err) reject(signal?.aborted ? signal.reason : fromGrpcError(err));
-          else resolve(response as Res);
-        },
+        encodeMessage(definition.requestType, request),
+        this.#options(settings),
       );
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    } catch (err) {
+      this.#onCall?.(short, true);
+      throw signal?.aborted ? signal.reason : fromGrpcError(err);
+    }
+    this.#onCall?.(short, false);
+    return decodeMessage(definition.responseType, response) as Res;
   }
 
   /**
@@ -545,126 +515,77 @@ class Connection {
     const { signal } = settings;
     if (signal?.aborted) return;
     const definition = this.#method(service, method);
-    const call = this.#client.makeServerStreamRequest(
+    const stream = this.#channel.serverStream(
       definition.path,
-      definition.requestSerialize,
-      definition.responseDeserialize,
-      request,
-      this.#metadata(settings),
+      encodeMessage(definition.requestType, request),
+      this.#options(settings),
     );
-    const reader = new StreamReader<Res>(call);
-    const onAbort = () => call.cancel();
-    signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      while (true) {
-        const message = await reader.next();
-        if (message === undefined) return;
-        yield message;
+      for await (const message of stream) {
+        yield decodeMessage(definition.responseType, message) as Res;
       }
     } catch (err) {
-      if (signal?.aborted && grpcCodeFromError(err) === GrpcCode.CANCELLED) return;
+      if (signal?.aborted) return;
       throw fromGrpcError(err);
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      if (!reader.finished) call.cancel();
     }
   }
 
-  /** A bidirectional stream with a reader of its responses. */
-  duplex<Res>(
-    service: string,
-    method: string,
-    settings: CallSettings = {},
-  ): { call: grpc.ClientDuplexStream<object, Res>; reader: StreamReader<Res> } {
+  /** A bidirectional stream of messages, encoded and decoded on the way. */
+  duplex<Res>(service: string, method: string, settings: CallSettings = {}): MessageDuplex<Res> {
     const definition = this.#method(service, method);
-    const call = this.#client.makeBidiStreamRequest<object, Res>(
-      definition.path,
-      definition.requestSerialize,
-      definition.responseDeserialize as (bytes: Buffer) => Res,
-      this.#metadata(settings),
-    );
-    return { call, reader: new StreamReader<Res>(call) };
+    const call = this.#channel.duplex(definition.path, this.#options(settings));
+    return new MessageDuplex<Res>(call, definition.requestType, definition.responseType);
   }
 
   /** The one place the namespace (and lease) headers are set. */
-  #metadata(settings: CallSettings): grpc.Metadata {
-    const metadata = new grpc.Metadata();
-    metadata.set("containerd-namespace", this.namespace);
-    if (settings.lease) metadata.set("containerd-lease", settings.lease);
-    return metadata;
+  #options(settings: CallSettings): { metadata: Record<string, string>; signal?: AbortSignal } {
+    const metadata: Record<string, string> = { "containerd-namespace": this.namespace };
+    if (settings.lease) metadata["containerd-lease"] = settings.lease;
+    return { metadata, signal: settings.signal };
   }
 
-  #method(service: string, method: string): protoLoader.MethodDefinition<object, object> {
-    const definition = (this.#services[service] as protoLoader.ServiceDefinition | undefined)
-      ?.[method];
+  #method(service: string, method: string) {
+    const definition = schema().method(service, method);
     if (!definition) throw systemError(`no gRPC method ${service}/${method}`);
     return definition;
   }
 }
 
-/** `unix:///path` for a socket path or `unix://` URI; other targets pass unchanged. */
-function toGrpcTarget(address: string): string {
-  if (address.startsWith("unix://")) return `unix://${address.slice("unix://".length)}`;
-  if (address.startsWith("/")) return `unix://${address}`;
-  return address;
+/** A {@link DuplexCall} that speaks messages instead of bytes. */
+class MessageDuplex<Res> {
+  #call: DuplexCall;
+  #requestType: string;
+  #responseType: string;
+
+  constructor(call: DuplexCall, requestType: string, responseType: string) {
+    this.#call = call;
+    this.#requestType = requestType;
+    this.#responseType = responseType;
+  }
+
+  send(request: Record<string, unknown>): Promise<void> {
+    return this.#call.send(encodeMessage(this.#requestType, request));
+  }
+
+  async next(): Promise<Res | undefined> {
+    const message = await this.#call.next();
+    return message === undefined ? undefined : decodeMessage(this.#responseType, message) as Res;
+  }
+
+  end(): void {
+    this.#call.end();
+  }
+
+  cancel(): void {
+    this.#call.cancel();
+  }
 }
 
-/** The part of a grpc-js readable stream that {@link StreamReader} uses. */
-type MessageSource = Pick<grpc.ClientReadableStream<unknown>, "on" | "pause" | "resume">;
-
-/**
- * Buffers the messages of a grpc-js readable stream and hands them out one at a time, pausing
- * the stream while the consumer is behind (backpressure). Errors surface from `next()` raw.
- */
-class StreamReader<T> {
-  static readonly #HIGH_WATER = 16;
-  #stream: MessageSource;
-  #queue: T[] = [];
-  #ended = false;
-  #failure: unknown = undefined;
-  #wake: (() => void) | undefined;
-
-  constructor(stream: MessageSource) {
-    this.#stream = stream;
-    stream.on("data", (message: T) => {
-      this.#queue.push(message);
-      if (this.#queue.length >= StreamReader.#HIGH_WATER) stream.pause();
-      this.#notify();
-    });
-    stream.on("end", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    stream.on("error", (err: unknown) => {
-      this.#failure = err;
-      this.#notify();
-    });
-  }
-
-  /** Whether the stream has ended or failed. */
-  get finished(): boolean {
-    return this.#ended || this.#failure !== undefined;
-  }
-
-  /** The next message, `undefined` at the end; throws the stream's error. */
-  async next(): Promise<T | undefined> {
-    while (true) {
-      if (this.#failure !== undefined) throw this.#failure;
-      const message = this.#queue.shift();
-      if (message !== undefined) {
-        if (this.#queue.length === 0) this.#stream.resume();
-        return message;
-      }
-      if (this.#ended) return undefined;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
+/** The socket path of `unix:///path` or `/path`; containerd listens on a unix socket. */
+function socketPath(address: string): string {
+  if (address.startsWith("unix://")) return address.slice("unix://".length);
+  if (address.startsWith("/")) return address;
+  throw systemError(`containerd address ${address}: only unix sockets are supported`);
 }
 
 // --- conversions ------------------------------------------------------------------------------
@@ -1202,18 +1123,13 @@ async function writeContent(
   data: Uint8Array | AsyncIterable<Uint8Array>,
   options: CallSettings & { expected: string; size: number; labels?: Record<string, string> },
 ): Promise<void> {
-  const { call, reader } = c.duplex<WireWriteResponse>(
-    CONTENT,
-    "Write",
-    options,
-  );
-  const onAbort = () => call.cancel();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-
+  const call = c.duplex<WireWriteResponse>(CONTENT, "Write", options);
   const exchange = async (request: Record<string, unknown>): Promise<WireWriteResponse> => {
-    if (!call.write(request)) await drained(call, reader);
-    const response = await reader.next();
-    if (!response) throw systemError(`content write ${ref}: stream ended early`);
+    await call.send(request);
+    const response = await call.next();
+    if (!response) {
+      throw systemError(`content write ${ref}: stream ended before the ${request.action} answer`);
+    }
     return response;
   };
 
@@ -1224,44 +1140,46 @@ async function writeContent(
       const response = await exchange({ action: "WRITE", ref, offset, data: chunk });
       offset = response.offset;
     }
-    await exchange({
-      action: "COMMIT",
-      ref,
-      offset,
-      total: options.size,
-      expected: options.expected,
-      labels: options.labels ?? {},
-    });
-    call.end();
-    while (await reader.next() !== undefined) {
-      // Wait for the server to close the stream.
+    try {
+      await exchange({
+        action: "COMMIT",
+        ref,
+        offset,
+        total: options.size,
+        expected: options.expected,
+        labels: options.labels ?? {},
+      });
+    } catch (err) {
+      // A failed commit's status comes in trailers, which the channel cannot see: the blob
+      // being there with the expected digest is what a commit is for (the status would have
+      // been ALREADY_EXISTS had another writer committed it first).
+      if (options.signal?.aborted) throw err;
+      if (!(await blobExists(c, options.expected, options.size))) {
+        throw conflict(
+          `content write ${ref}: containerd refused to commit ${options.expected} ` +
+            `(${options.size} bytes): the data does not match that digest and size`,
+          err,
+        );
+      }
     }
+    // The commit's answer is the outcome. containerd then closes the stream on its own,
+    // without waiting for our half-close, so the call is dropped rather than drained.
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     throw fromGrpcError(err);
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-    if (!reader.finished) call.cancel();
+    call.cancel();
   }
 }
 
-/** Resolves when `call` can take more writes, or when the stream fails or closes first. */
-function drained(
-  call: grpc.ClientDuplexStream<object, WireWriteResponse>,
-  reader: StreamReader<WireWriteResponse>,
-): Promise<void> {
-  if (reader.finished) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      call.off("error", done);
-      call.off("close", done);
-      resolve();
-    };
-    call.on("drain", done);
-    call.on("error", done);
-    call.on("close", done);
-  });
+/** Whether the content store holds `digest` with `size` bytes. */
+async function blobExists(c: Connection, digest: string, size: number): Promise<boolean> {
+  try {
+    const response = await c.unary<{ info: WireContentInfo }>(CONTENT, "Info", { digest });
+    return response.info.size === size;
+  } catch {
+    return false;
+  }
 }
 
 /** Re-cuts `data` into chunks of at most `size` bytes. */

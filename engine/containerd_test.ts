@@ -82,9 +82,10 @@ Deno.test("content.write() rejects data that does not match the expected digest"
   await using ctd = await withTempContainerd();
   const data = new TextEncoder().encode("some bytes");
   const wrong = await sha256(new TextEncoder().encode("other bytes"));
-  await assert.rejects(
-    ctd.client.content.write("wrong", data, { expected: wrong, size: data.length }),
-  );
+  const err = await ctd.client.content.write("wrong", data, { expected: wrong, size: data.length })
+    .catch((err) => err);
+  assert.equal(kindOf(err), "Conflict");
+  assert.match(err.message, /refused to commit/);
 });
 
 Deno.test("leases: create (with expiry), create again conflicts, resources, delete", async () => {

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { build, readStamp, SHEBANG } from "./build.ts";
 
 const decoder = new TextDecoder();
+/** grpc-js as deno.json pins it (so that it is in the cache). */
+const GRPC_JS = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)))
+  .imports["@grpc/grpc-js"] as string;
 
 /** A temp directory outside the checkout, removed when disposed. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -56,7 +59,7 @@ Deno.test("build() writes an executable script whose version carries the stamp",
   assert.match(result.stderr, /Cannot connect to the pouch daemon/);
 });
 
-Deno.test("the built CLI does not evaluate grpc-js; the daemon does", async () => {
+Deno.test("the built CLI and daemon do not evaluate grpc-js (only the CRI server does)", async () => {
   await using dir = await tempDir();
   await build({ output: `${dir.path}/pouch` });
   // grpc-js reads these variables as its modules are evaluated: denying them turns its
@@ -67,21 +70,27 @@ Deno.test("the built CLI does not evaluate grpc-js; the daemon does", async () =
     "--deny-env=GRPC_VERBOSITY,GRPC_NODE_VERBOSITY,GRPC_TRACE,GRPC_NODE_TRACE",
     "--ext=js",
     "--no-config",
-    "./pouch",
   ];
   const cli = await run(
     Deno.execPath(),
-    [...probe, "-H", `unix://${dir.path}/none.sock`, "version"],
+    [...probe, "./pouch", "-H", `unix://${dir.path}/none.sock`, "version"],
     dir.path,
   );
   assert.match(cli.stdout, /^Client:\n/);
   assert.doesNotMatch(cli.stderr, /GRPC/);
   assert.match(cli.stderr, /Cannot connect to the pouch daemon/);
 
-  // The control: the same probe catches the daemon's path loading grpc-js.
-  const daemon = await run(Deno.execPath(), [...probe, "daemon", "--help"], dir.path);
-  assert.notEqual(daemon.code, 0);
-  assert.match(daemon.stderr, /NotCapable: Requires env access to "GRPC_/);
+  // The daemon's modules (containerd's client included) evaluate without grpc-js.
+  const daemon = await run(Deno.execPath(), [...probe, "./pouch", "daemon", "--help"], dir.path);
+  assert.equal(daemon.code, 0, daemon.stderr);
+  assert.match(daemon.stdout, /--enable-cri/);
+  assert.doesNotMatch(daemon.stderr, /GRPC/);
+
+  // The control: the same probe catches grpc-js being evaluated.
+  await Deno.writeTextFile(`${dir.path}/grpc.js`, `await import("${GRPC_JS}");\n`);
+  const control = await run(Deno.execPath(), [...probe, "./grpc.js"], dir.path);
+  assert.notEqual(control.code, 0);
+  assert.match(control.stderr, /NotCapable: Requires env access to "GRPC_/);
 });
 
 Deno.test("readStamp() takes the date from SOURCE_DATE_EPOCH when it is set", async () => {
