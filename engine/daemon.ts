@@ -19,7 +19,7 @@ import { Logger } from "./log.ts";
 import { LxcfsManager } from "./lxcfs.ts";
 import { loadPlugins } from "./plugins.ts";
 import { lockHome } from "./lock.ts";
-import { startMallocTrimmer } from "./memory.ts";
+import { startMemoryReclaimer } from "./memory.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { claimNotifySocket, notifyManager } from "./notify.ts";
 import { reloadOnSighup } from "./reload.ts";
@@ -295,8 +295,9 @@ async function serve(
       });
       cleanup.push(() => cri.close());
     }
-    // Memory freed after bursts (a container's output, a pull) goes back to the system.
-    cleanup.push(startMallocTrimmer(10_000));
+    // Memory freed after bursts (a container's output, a pull, many starts) goes back to the
+    // system, with a full collection when the API has been busy and is idle now.
+    cleanup.push(startMemoryReclaimer({ activity: () => server.activity() }));
     log.info("pouch daemon ready", { home, pid: Deno.pid });
     // systemd's Type=notify: only now do the API, containerd and the CRI all answer.
     notifyManager(`READY=1\nMAINPID=${Deno.pid}\nSTATUS=serving`, log);

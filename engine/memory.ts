@@ -1,10 +1,16 @@
 /**
  * Giving freed memory back to the system. The daemon's native allocations (buffers of container
- * output on their way to the logs, of pulls and of API answers) come from glibc's heap, which
- * keeps what is freed inside it for later: after a container wrote 100 MB of output, 100 MB of
- * free heap stayed in the daemon's RSS. `malloc_trim(0)` returns the free pages, a few
- * milliseconds of work at most; the daemon calls it a second after its start (5-10 MB freed by
- * the start-up itself) and then every 10 seconds.
+ * output on their way to the logs, of pulls, of API answers and containerd calls) come from
+ * glibc's heap, which keeps what is freed inside it for later: after a container wrote 100 MB of
+ * output, 100 MB of free heap stayed in the daemon's RSS. `malloc_trim(0)` returns the free
+ * pages, a few milliseconds of work at most.
+ *
+ * Much of that native memory is only freed when V8 collects the JavaScript objects that own it
+ * (finished fetches, child processes, streams), and V8 sees no reason to collect a small heap:
+ * after 100 containers were started, 30 MB more stayed in the daemon until a full collection.
+ * So the reclaimer also runs a full collection, when the daemon runs with `--expose-gc` (as
+ * `dist/pouch` and `deno task daemon` do), but only when a burst of API work has just ended: an
+ * idle daemon is never collected again and a busy one is not paused.
  *
  * @module
  */
@@ -26,21 +32,80 @@ export function trimMalloc(): boolean {
   return true;
 }
 
+/** The work the daemon has done: requests answered so far and requests in flight. */
+export interface Activity {
+  served: number;
+  inFlight: number;
+}
+
+/** Options of {@link startMemoryReclaimer}. */
+export interface ReclaimerOptions {
+  /** Between trims of the C heap; 10 s by default. */
+  trimIntervalMs?: number;
+  /** Between looks at the activity; 1 s by default. */
+  tickMs?: number;
+  /** At least this long between collections; 5 s by default. */
+  minCollectionIntervalMs?: number;
+  /** The daemon's activity; without it, the reclaimer only trims. */
+  activity?: () => Activity;
+  /** A full V8 collection; `globalThis.gc` (from `--expose-gc`) when there is one. */
+  collect?: () => void;
+}
+
 /**
- * Calls {@link trimMalloc} a second from now (what the start-up freed: the daemon's bundle
- * decompressed and compiled, the state read back) and then every `intervalMs`; returns the
- * function that stops it.
+ * Trims the C heap a second from now (what the start-up freed: the daemon's bundle decompressed
+ * and compiled, the state read back) and then every `trimIntervalMs`. Each tick it looks at the
+ * activity: once requests have been answered since the last collection and a whole tick has
+ * passed with none answered and none in flight, it collects (see the module's notes), at most
+ * once per `minCollectionIntervalMs`, and trims a second later. Returns the function that stops
+ * it.
  */
-export function startMallocTrimmer(intervalMs = 30_000): () => void {
+export function startMemoryReclaimer(options: ReclaimerOptions = {}): () => void {
+  const collect = options.collect ?? exposedGc();
+  const minInterval = options.minCollectionIntervalMs ?? 5_000;
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const later = (ms: number, task: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      task();
+    }, ms);
+    Deno.unrefTimer(timer);
+    timers.add(timer);
+  };
+  let collectedAt: number | undefined;
+  let lastCollection = -Infinity;
+  let servedLastTick: number | undefined;
+  const tick = () => {
+    const activity = options.activity?.();
+    if (!collect || !activity) return;
+    const quiet = activity.inFlight === 0 && activity.served === servedLastTick;
+    servedLastTick = activity.served;
+    const now = performance.now();
+    if (quiet && activity.served !== collectedAt && now - lastCollection >= minInterval) {
+      collectedAt = activity.served;
+      lastCollection = now;
+      collect();
+      // What the collection released is freed by finalizers that run after it: trim once they
+      // have.
+      later(1000, trimMalloc);
+    }
+  };
   const trim = () => {
-    if (!trimMalloc()) clearInterval(timer);
+    if (!trimMalloc()) clearInterval(trimmer);
   };
-  const first = setTimeout(trim, 1000);
-  const timer = setInterval(trim, intervalMs);
-  Deno.unrefTimer(first);
-  Deno.unrefTimer(timer);
+  later(1000, trim);
+  const trimmer = setInterval(trim, options.trimIntervalMs ?? 10_000);
+  const ticker = setInterval(tick, options.tickMs ?? 1000);
+  Deno.unrefTimer(trimmer);
+  Deno.unrefTimer(ticker);
   return () => {
-    clearTimeout(first);
-    clearInterval(timer);
+    for (const timer of timers) clearTimeout(timer);
+    clearInterval(trimmer);
+    clearInterval(ticker);
   };
+}
+
+function exposedGc(): (() => void) | undefined {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  return typeof gc === "function" ? () => gc() : undefined;
 }

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { startMemoryReclaimer } from "./memory.ts";
+import { sleep } from "./sleep.ts";
 
 Deno.test("trimMalloc() gives freed heap memory back", async () => {
   // In a child with the garbage collector exposed: 64 MB of small native allocations (below
@@ -29,4 +31,38 @@ Deno.test("trimMalloc() gives freed heap memory back", async () => {
     result.after < result.before - 32 * 1024,
     `RssAnon ${result.before} kB -> ${result.after} kB`,
   );
+});
+
+Deno.test("startMemoryReclaimer() collects once after each burst of work, never during one", async () => {
+  let activity = { served: 0, inFlight: 0 };
+  const collected: number[] = [];
+  const stop = startMemoryReclaimer({
+    tickMs: 20,
+    minCollectionIntervalMs: 300,
+    activity: () => activity,
+    collect: () => collected.push(activity.served),
+  });
+  try {
+    // Quiet from the start: what the start-up left is collected.
+    await sleep(100);
+    assert.deepEqual(collected, [0]);
+    // Busy: requests are answered while others are in flight.
+    for (let i = 1; i <= 10; i++) {
+      activity = { served: i, inFlight: 1 };
+      await sleep(25);
+    }
+    assert.deepEqual(collected, [0]);
+    // The burst is over: one collection, then none while idle.
+    activity = { served: 11, inFlight: 0 };
+    await sleep(100);
+    assert.deepEqual(collected, [0, 11]);
+    // Another burst right away waits for the minimum interval.
+    activity = { served: 12, inFlight: 0 };
+    await sleep(60);
+    assert.deepEqual(collected, [0, 11]);
+    await sleep(400);
+    assert.deepEqual(collected, [0, 11, 12]);
+  } finally {
+    stop();
+  }
 });

@@ -23,6 +23,8 @@ export interface ApiServer {
    * to finish, then closes every connection, hijacked streams included.
    */
   close(): Promise<void>;
+  /** Requests answered so far and requests in flight (endless streams not counted). */
+  activity(): { served: number; inFlight: number };
 }
 
 /** Options of {@link serveApi}. */
@@ -78,6 +80,7 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
   // Requests in flight, which close() lets finish; once draining, new requests on kept-alive
   // connections are refused so that the drain ends.
   let inFlight = 0;
+  let served = 0;
   let draining = false;
   const drained = { resolve: () => {} };
   const listener = (req: IncomingMessage, res: ServerResponse) => {
@@ -89,6 +92,7 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
     if (endlessStream(req.method, req.url)) return requestListener(req, res);
     inFlight++;
     res.once("close", () => {
+      served++;
       if (--inFlight === 0) drained.resolve();
     });
     return requestListener(req, res);
@@ -161,6 +165,7 @@ export async function serveApi(app: Hono<ApiEnv>, options: ServeOptions): Promis
   }
 
   return {
+    activity: () => ({ served, inFlight }),
     async close() {
       draining = true;
       const closed = Promise.all(servers.map((server) =>

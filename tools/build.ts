@@ -47,7 +47,7 @@ const STAMP_DIR = `${ROOT}dist/.stamp`;
  * time: its idle RSS is about 20 MB smaller, at no measured cost to the CLI or the daemon.
  */
 export const SHEBANG =
-  "#!/usr/bin/env -S deno run -A --ext=js --no-config --v8-flags=--max-semi-space-size=1";
+  "#!/usr/bin/env -S deno run -A --ext=js --no-config --v8-flags=--max-semi-space-size=1,--expose-gc";
 
 /** What the build stamps into `engine/version.ts`. */
 export interface Stamp {
