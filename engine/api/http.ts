@@ -5,15 +5,27 @@
  * @module
  */
 import type { Context } from "hono";
-import type { Duplex } from "node:stream";
 import { invalidArgument, kindOf, tooLarge } from "../errors.ts";
 import { checkJsonDepth } from "./body_types.ts";
 import { concatBytes } from "../logs.ts";
 
+/**
+ * The side of a connection taken over by a route that the routes use (a part of node's socket
+ * interface): writes and the half-close are queued in order; `data`, `end` (the client's
+ * half-close), `close` and `error` events.
+ */
+export interface HijackSocket {
+  write(data: string | Uint8Array): void;
+  end(): void;
+  on(event: "data", listener: (chunk: Uint8Array) => void): void;
+  on(event: "end" | "close", listener: () => void): void;
+  on(event: "error", listener: (err: unknown) => void): void;
+}
+
 /** A connection the server can hand over to a route (`Upgrade: tcp`). */
 export interface Hijack {
-  socket: Duplex;
-  /** Bytes that arrived after the request head. */
+  socket: HijackSocket;
+  /** Bytes that arrived after the request. */
   head: Uint8Array;
 }
 
