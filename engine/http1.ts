@@ -184,6 +184,10 @@ async function serveOne(
     body: hasBody ? body.stream() : undefined,
     signal: abort.signal,
   });
+  if (hasBody && head.headers.get("expect")?.toLowerCase() === "100-continue") {
+    // curl waits a second for this before it sends a large body.
+    await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+  }
   const tracked = track?.(request);
   let settled = false;
   const answered = () => {

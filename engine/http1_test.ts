@@ -55,13 +55,15 @@ Deno.test("http1: keep-alive requests, absolute-form targets, sized and chunked 
       "GET /_ping?x=1 HTTP/1.1\r\nHost: a\r\n\r\n" +
         "POST http://pouch/containers/create HTTP/1.1\r\nHost: a\r\n" +
         "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n" +
-        "PUT /x HTTP/1.1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nwxyz",
+        "PUT /x HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" +
+        "wxyz",
     ));
     const text = await readUntil(conn, () => false);
     conn.close();
     assert.deepEqual(seen, ["GET /_ping?x=1 ", "POST /containers/create abcde", "PUT /x wxyz"]);
     const answers = text.split("HTTP/1.1 200 OK\r\n").slice(1);
     assert.equal(answers.length, 3);
+    assert.match(answers[1]!, /HTTP\/1\.1 100 Continue\r\n\r\n$/);
     assert.match(answers[0]!, /content-length: 17\r\n\r\n\{"path":"\/_ping"\}$/);
     assert.match(answers[2]!, /connection: close\r\n/);
   });

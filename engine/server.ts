@@ -214,6 +214,8 @@ async function acceptLoop(listener: Deno.Listener, serve: (conn: ByteConn) => vo
     } catch {
       return;
     }
+    // Small answers go out at once rather than waiting for more to fill a packet.
+    if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
     serve(conn);
   }
 }
