@@ -107,7 +107,7 @@ try {
       const pouch = await startPouch({ executable });
       peers.push(pouch);
       await pouch.cli(["load", "-i", tarball]);
-      if (wanted.has("ctr")) peers.push(await startCtr(pouch, tarball));
+      if (wanted.has("ctr")) peers.push(await startCtr(tarball));
       for (const [name, start] of [["dockerd", startDockerd], ["podman", startPodman]] as const) {
         if (!wanted.has(name)) continue;
         const peer = await start();

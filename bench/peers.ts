@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { type ContainerdProcess, startContainerd } from "../engine/supervisor.ts";
 import { killUnder, unmountUnder } from "../testdata/harness.ts";
 import { childrenNamed, output, sleep, time, which } from "./_measure.ts";
 
@@ -285,9 +286,26 @@ export async function startPouch(options: PouchOptions = {}): Promise<PouchPeer>
   };
 }
 
-/** The `ctr` peer on `pouch`'s containerd, namespace `bench`, with busybox imported. */
-export async function startCtr(pouch: PouchPeer, tarball: string): Promise<Peer> {
-  const prefix = ["-a", pouch.containerdSocket, "-n", "bench"];
+/**
+ * The `ctr` peer, namespace `bench`, with busybox imported, on a containerd of its own started as
+ * pouch starts its own (the same supervisor and config) in a temp dir: a containerd shared with
+ * pouch would carry ctr's containers in the RSS measured for pouch.
+ */
+export async function startCtr(tarball: string): Promise<Peer> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "ctr-bench-" });
+  let containerd: ContainerdProcess;
+  try {
+    containerd = await startContainerd({
+      root: `${dir}/root`,
+      state: `${dir}/state`,
+      address: `${dir}/containerd.sock`,
+      configPath: `${dir}/containerd.toml`,
+    });
+  } catch (err) {
+    await scrub(dir);
+    throw err;
+  }
+  const prefix = ["-a", containerd.address, "-n", "bench"];
   const cli = boundCli("ctr", prefix, {});
   await cli.cli(["images", "import", tarball]);
   const names = async () =>
@@ -302,7 +320,7 @@ export async function startCtr(pouch: PouchPeer, tarball: string): Promise<Peer>
   const version = (await output("ctr", ["--version"])).trim();
   return {
     name: "ctr",
-    dir: pouch.dir,
+    dir,
     version,
     ...cli,
     runRm: (name) => ["run", "--rm", "--seccomp", CTR_IMAGE, name, "true"],
@@ -315,10 +333,12 @@ export async function startCtr(pouch: PouchPeer, tarball: string): Promise<Peer>
     versionArgs: () => ["version"],
     remove,
     removeAll: async () => await remove(await names()),
-    daemonPids: () => childrenNamed(pouch.pid, "containerd"),
+    daemonPids: () => Promise.resolve([containerd.pid]),
     [Symbol.asyncDispose]: async () => {
       await remove(await names().catch(() => []));
       await cli.quiet(["images", "rm", CTR_IMAGE]);
+      await containerd.stop();
+      await scrub(dir);
     },
   };
 }

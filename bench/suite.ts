@@ -359,7 +359,7 @@ export async function rssIdle(ctx: Context): Promise<Row[]> {
     unit: "MB",
     better: "lower",
     results,
-    note: "the daemon's and its containerd's VmRSS; ctr's is pouch's containerd alone",
+    note: "the daemon's and its containerd's VmRSS; ctr's is its containerd's alone",
   }];
 }
 

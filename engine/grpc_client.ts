@@ -144,8 +144,12 @@ export class GrpcChannel {
         controller.enqueue(frame(message));
         if ((controller.desiredSize ?? 1) <= 0) {
           await new Promise<void>((resolve) => {
-            pulled = resolve;
-            signal.addEventListener("abort", () => resolve(), { once: true });
+            const done = () => {
+              signal.removeEventListener("abort", done);
+              resolve();
+            };
+            pulled = done;
+            signal.addEventListener("abort", done, { once: true });
           });
         }
       },

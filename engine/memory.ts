@@ -42,7 +42,7 @@ export interface Activity {
 export interface ReclaimerOptions {
   /** Between trims of the C heap; 10 s by default. */
   trimIntervalMs?: number;
-  /** Between looks at the activity; 1 s by default. */
+  /** Between looks at the activity; 500 ms by default. */
   tickMs?: number;
   /** At least this long between collections; 5 s by default. */
   minCollectionIntervalMs?: number;
@@ -57,7 +57,7 @@ export interface ReclaimerOptions {
  * and compiled, the state read back) and then every `trimIntervalMs`. Each tick it looks at the
  * activity: once requests have been answered since the last collection and a whole tick has
  * passed with none answered and none in flight, it collects (see the module's notes), at most
- * once per `minCollectionIntervalMs`, and trims a second later. Returns the function that stops
+ * once per `minCollectionIntervalMs`, and trims half a second later. Returns the function that stops
  * it.
  */
 export function startMemoryReclaimer(options: ReclaimerOptions = {}): () => void {
@@ -87,7 +87,7 @@ export function startMemoryReclaimer(options: ReclaimerOptions = {}): () => void
       collect();
       // What the collection released is freed by finalizers that run after it: trim once they
       // have.
-      later(1000, trimMalloc);
+      later(500, trimMalloc);
     }
   };
   const trim = () => {
@@ -95,7 +95,7 @@ export function startMemoryReclaimer(options: ReclaimerOptions = {}): () => void
   };
   later(1000, trim);
   const trimmer = setInterval(trim, options.trimIntervalMs ?? 10_000);
-  const ticker = setInterval(tick, options.tickMs ?? 1000);
+  const ticker = setInterval(tick, options.tickMs ?? 500);
   Deno.unrefTimer(trimmer);
   Deno.unrefTimer(ticker);
   return () => {
