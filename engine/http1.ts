@@ -13,6 +13,7 @@
  */
 
 import type { HijackSocket } from "./api/http.ts";
+import { concatBytes } from "./logs.ts";
 
 /** A connection the server speaks over. */
 export interface ByteConn {
@@ -340,12 +341,15 @@ async function writeResponse(
     const second = await Promise.race([secondRead, afterMicrotasks()]);
     if (second !== undefined && second.done) {
       const headBytes = encoder.encode(`${head}content-length: ${first.value.length}\r\n\r\n`);
-      await writeAll(conn, join(headBytes, first.value));
+      await writeAll(conn, concatBytes([headBytes, first.value]));
       return;
     }
     await writeAll(
       conn,
-      join(encoder.encode(`${head}transfer-encoding: chunked\r\n\r\n`), chunk(first.value)),
+      concatBytes([
+        encoder.encode(`${head}transfer-encoding: chunked\r\n\r\n`),
+        chunk(first.value),
+      ]),
     );
     let next = second ?? await secondRead;
     while (!next.done) {
@@ -368,19 +372,11 @@ async function afterMicrotasks(): Promise<undefined> {
 }
 
 function chunk(bytes: Uint8Array): Uint8Array {
-  return join(encoder.encode(`${bytes.length.toString(16)}\r\n`), bytes, encoder.encode("\r\n"));
-}
-
-function join(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const joined = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    joined.set(part, offset);
-    offset += part.length;
-  }
-  return joined;
+  return concatBytes([
+    encoder.encode(`${bytes.length.toString(16)}\r\n`),
+    bytes,
+    encoder.encode("\r\n"),
+  ]);
 }
 
 function plainResponse(status: number, message: string): Uint8Array {
@@ -424,7 +420,7 @@ class ConnReader {
         }
         this.#buffer = this.#buffer.length === 0
           ? space.subarray(0, count)
-          : join(this.#buffer, space.subarray(0, count));
+          : concatBytes([this.#buffer, space.subarray(0, count)]);
         return true;
       } finally {
         this.#pending = undefined;
