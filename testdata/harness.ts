@@ -257,7 +257,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     },
     start,
     async [Symbol.asyncDispose]() {
-      const bridges: string[] = [];
+      // The default bridge this harness named goes whatever the API answers (a pod still on it
+      // keeps the daemon from removing it, and an answer can fail after a restart).
+      const bridges: string[] = networkArgs.length > 0 ? [networkArgs[1]!] : [];
       if (child) {
         // Remove every container so that no shim outlives the test.
         const list = await daemon.api("GET", "/containers/json?all=1").catch(() => undefined);
