@@ -10,6 +10,7 @@
 import { conflict, isAlreadyExists, systemError } from "./errors.ts";
 import { type DuplexCall, GrpcChannel } from "./grpc_client.ts";
 import { fromGrpcError } from "./grpc_errors.ts";
+import { concatBytes } from "./logs.ts";
 import { descriptors } from "./proto/descriptors.ts";
 import { ProtoSchema } from "./protobuf.ts";
 
@@ -1098,7 +1099,7 @@ function contentService(c: Connection): Containerd["content"] {
     async readAll(digest) {
       const chunks: Uint8Array[] = [];
       for await (const chunk of service.read(digest)) chunks.push(chunk);
-      return concat(chunks);
+      return concatBytes(chunks);
     },
     async write(ref, data, options) {
       try {
@@ -1193,16 +1194,6 @@ async function* chunks(
       yield source.subarray(start, Math.min(start + size, source.length));
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const result = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    result.set(part, offset);
-    offset += part.length;
-  }
-  return result;
 }
 
 function imagesService(c: Connection): Containerd["images"] {

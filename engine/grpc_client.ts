@@ -17,6 +17,7 @@
  */
 
 import { GrpcCode } from "./grpc_errors.ts";
+import { concatBytes } from "./logs.ts";
 
 /** A gRPC status other than OK, with the server's message in `details` (as grpc-js has it). */
 export class GrpcStatusError extends Error {
@@ -309,13 +310,7 @@ class FrameParser {
   }
 
   #merge(): void {
-    const merged = new Uint8Array(this.#buffered);
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      merged.set(chunk, offset);
-      offset += chunk.length;
-    }
-    this.#chunks = [merged];
+    this.#chunks = [concatBytes(this.#chunks, this.#buffered)];
   }
 }
 

@@ -178,7 +178,7 @@ async function serveOne(
 ): Promise<boolean> {
   const body = new BodyReader(reader, head.body);
   const abort = new AbortController();
-  const hasBody = head.method !== "GET" && head.method !== "HEAD" && !body.empty;
+  const hasBody = head.method !== "GET" && head.method !== "HEAD" && !body.done;
   const request = new Request(`http://localhost${head.target}`, {
     method: head.method,
     headers: head.headers,
@@ -403,10 +403,6 @@ class ConnReader {
     this.#conn = conn;
   }
 
-  get buffered(): number {
-    return this.#buffer.length;
-  }
-
   /** Reads more into the buffer; false at the end of the connection. One read at a time. */
   fill(): Promise<boolean> {
     if (this.#eof) return Promise.resolve(false);
@@ -524,10 +520,6 @@ class BodyReader {
     this.#chunked = framing === "chunked";
     this.#remaining = framing === "chunked" ? 0 : framing;
     this.#done = framing !== "chunked" && framing === 0;
-  }
-
-  get empty(): boolean {
-    return this.#done;
   }
 
   get done(): boolean {
