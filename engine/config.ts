@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { invalidArgument } from "./errors.ts";
+import { type FlagSpec, parseFlags } from "./flags.ts";
 import type { Level } from "./log.ts";
 import { validateLogConfig } from "./log_drivers.ts";
 import { checkHook } from "./rich.ts";
@@ -278,71 +278,126 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
   "plugins": "plugins",
 };
 
+/** The daemon's flags, as `parseFlags` takes them. */
+const DAEMON_FLAGS: FlagSpec[] = [
+  { name: "listen", kind: "list", short: "l" },
+  { name: "tls", kind: "bool" },
+  { name: "no-tls", kind: "bool" },
+  { name: "tlsverify", kind: "bool" },
+  { name: "no-tlsverify", kind: "bool" },
+  { name: "tlscacert", kind: "string" },
+  { name: "tlscert", kind: "string" },
+  { name: "tlskey", kind: "string" },
+  { name: "insecure-tcp", kind: "bool" },
+  { name: "home-dir", kind: "string" },
+  { name: "containerd", kind: "string", short: "c" },
+  { name: "containerd-path", kind: "string" },
+  { name: "default-runtime", kind: "string" },
+  { name: "add-runtime", kind: "list" },
+  { name: "snapshotter", kind: "string" },
+  { name: "debug", kind: "bool", short: "D" },
+  { name: "log-level", kind: "string" },
+  { name: "group", kind: "string" },
+  { name: "config-file", kind: "string" },
+  { name: "pidfile", kind: "string" },
+  { name: "insecure-registries", kind: "list" },
+  { name: "registry-mirror", kind: "list" },
+  { name: "registry-mirrors", kind: "list" },
+  { name: "image-proxy", kind: "string" },
+  { name: "rich-init", kind: "string" },
+  { name: "enable-lxcfs", kind: "bool" },
+  { name: "lxcfs", kind: "string" },
+  { name: "lxcfs-home", kind: "string" },
+  { name: "volume-plugin-dir", kind: "list" },
+  { name: "volume-plugin-timeout", kind: "string" },
+  { name: "bridge-name", kind: "string" },
+  { name: "bip", kind: "string" },
+  { name: "fixed-cidr", kind: "string" },
+  { name: "default-gateway", kind: "string" },
+  { name: "mtu", kind: "string" },
+  { name: "iptables", kind: "bool" },
+  { name: "no-iptables", kind: "bool" },
+  { name: "ipforward", kind: "bool" },
+  { name: "no-ipforward", kind: "bool" },
+  { name: "cni-bin-dir", kind: "list" },
+  { name: "enable-cri", kind: "bool" },
+  { name: "listen-cri", kind: "string" },
+  { name: "sandbox-image", kind: "string" },
+  { name: "stream-server-port", kind: "string" },
+  { name: "cni-conf-dir", kind: "string" },
+  { name: "log-driver", kind: "string" },
+  { name: "log-opt", kind: "list" },
+  { name: "plugin-dir", kind: "string" },
+  { name: "plugin", kind: "list" },
+  { name: "help", kind: "bool", short: "h" },
+];
+
+/** The daemon's flags by name, as parsed. */
+type DaemonFlags = {
+  listen?: string[];
+  tls?: boolean;
+  "no-tls"?: boolean;
+  tlsverify?: boolean;
+  "no-tlsverify"?: boolean;
+  tlscacert?: string;
+  tlscert?: string;
+  tlskey?: string;
+  "insecure-tcp"?: boolean;
+  "home-dir"?: string;
+  containerd?: string;
+  "containerd-path"?: string;
+  "default-runtime"?: string;
+  "add-runtime"?: string[];
+  snapshotter?: string;
+  debug?: boolean;
+  "log-level"?: string;
+  group?: string;
+  "config-file"?: string;
+  pidfile?: string;
+  "insecure-registries"?: string[];
+  "registry-mirror"?: string[];
+  "registry-mirrors"?: string[];
+  "image-proxy"?: string;
+  "rich-init"?: string;
+  "enable-lxcfs"?: boolean;
+  lxcfs?: string;
+  "lxcfs-home"?: string;
+  "volume-plugin-dir"?: string[];
+  "volume-plugin-timeout"?: string;
+  "bridge-name"?: string;
+  bip?: string;
+  "fixed-cidr"?: string;
+  "default-gateway"?: string;
+  mtu?: string;
+  iptables?: boolean;
+  "no-iptables"?: boolean;
+  ipforward?: boolean;
+  "no-ipforward"?: boolean;
+  "cni-bin-dir"?: string[];
+  "enable-cri"?: boolean;
+  "listen-cri"?: string;
+  "sandbox-image"?: string;
+  "stream-server-port"?: string;
+  "cni-conf-dir"?: string;
+  "log-driver"?: string;
+  "log-opt"?: string[];
+  "plugin-dir"?: string;
+  plugin?: string[];
+  help?: boolean;
+};
+
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */
 export async function loadConfig(args: string[]): Promise<DaemonConfig | "help"> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: args.map(booleanFlag),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        listen: { type: "string", short: "l", multiple: true },
-        tls: { type: "boolean" },
-        "no-tls": { type: "boolean" },
-        tlsverify: { type: "boolean" },
-        "no-tlsverify": { type: "boolean" },
-        tlscacert: { type: "string" },
-        tlscert: { type: "string" },
-        tlskey: { type: "string" },
-        "insecure-tcp": { type: "boolean" },
-        "home-dir": { type: "string" },
-        containerd: { type: "string", short: "c" },
-        "containerd-path": { type: "string" },
-        "default-runtime": { type: "string" },
-        "add-runtime": { type: "string", multiple: true },
-        snapshotter: { type: "string" },
-        debug: { type: "boolean", short: "D" },
-        "log-level": { type: "string" },
-        group: { type: "string" },
-        "config-file": { type: "string" },
-        pidfile: { type: "string" },
-        "insecure-registries": { type: "string", multiple: true },
-        "registry-mirror": { type: "string", multiple: true },
-        "registry-mirrors": { type: "string", multiple: true },
-        "image-proxy": { type: "string" },
-        "rich-init": { type: "string" },
-        "enable-lxcfs": { type: "boolean" },
-        lxcfs: { type: "string" },
-        "lxcfs-home": { type: "string" },
-        "volume-plugin-dir": { type: "string", multiple: true },
-        "volume-plugin-timeout": { type: "string" },
-        "bridge-name": { type: "string" },
-        bip: { type: "string" },
-        "fixed-cidr": { type: "string" },
-        "default-gateway": { type: "string" },
-        mtu: { type: "string" },
-        iptables: { type: "boolean" },
-        "no-iptables": { type: "boolean" },
-        ipforward: { type: "boolean" },
-        "no-ipforward": { type: "boolean" },
-        "cni-bin-dir": { type: "string", multiple: true },
-        "enable-cri": { type: "boolean" },
-        "listen-cri": { type: "string" },
-        "sandbox-image": { type: "string" },
-        "stream-server-port": { type: "string" },
-        "cni-conf-dir": { type: "string" },
-        "log-driver": { type: "string" },
-        "log-opt": { type: "string", multiple: true },
-        "plugin-dir": { type: "string" },
-        plugin: { type: "string", multiple: true },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    parsed = parseFlags(args.map(booleanFlag), DAEMON_FLAGS);
   } catch (err) {
     throw invalidArgument(err instanceof Error ? err.message : String(err));
   }
-  const flags = parsed.values;
+  if (parsed.args.length > 0) {
+    throw invalidArgument(`unexpected argument ${JSON.stringify(parsed.args[0])}`);
+  }
+  const flags = Object.fromEntries(parsed.values) as DaemonFlags;
   if (flags.help) return "help";
 
   const config = defaultConfig();

@@ -17,7 +17,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { Containerd, ContentInfo, Descriptor, ImageRecord } from "./containerd.ts";
 import {
   conflict,
@@ -29,6 +28,7 @@ import {
   messageOf,
   notFound,
 } from "./errors.ts";
+import { Sha256, sha256Digest } from "./sha256.ts";
 import { sleep } from "./sleep.ts";
 import {
   familiarName,
@@ -311,11 +311,6 @@ interface ImageGroup {
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
 
-/** sha256 of a string or bytes, as `sha256:<hex>`. */
-function sha256(data: string | Uint8Array): string {
-  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
-}
-
 /**
  * Chain IDs of a list of diff IDs: `chain(L0) = diff(L0)`,
  * `chain(Ln) = sha256(chain(Ln-1) + " " + diff(Ln))`.
@@ -324,7 +319,7 @@ export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
   for (const diffId of diffIds) {
     const previous = out[out.length - 1];
-    out.push(previous === undefined ? diffId : sha256(`${previous} ${diffId}`));
+    out.push(previous === undefined ? diffId : sha256Digest(`${previous} ${diffId}`));
   }
   return out;
 }
@@ -610,7 +605,7 @@ class Staging {
   /** Writes a body to disk, hashing it on the way. */
   async add(path: string, body: ReadableStream<Uint8Array>): Promise<StagedFile> {
     const tmp = `${this.dir}/${this.#count++}`;
-    const hash = createHash("sha256");
+    const hash = new Sha256();
     let size = 0;
     let head = new Uint8Array(0);
     using file = await Deno.open(tmp, { write: true, createNew: true });
@@ -621,7 +616,7 @@ class Staging {
       let written = 0;
       while (written < chunk.length) written += await file.write(chunk.subarray(written));
     }
-    const staged = { tmp, size, digest: `sha256:${hash.digest("hex")}`, gzip: isGzip(head) };
+    const staged = { tmp, size, digest: hash.digest(), gzip: isGzip(head) };
     this.#files.set(path, staged);
     return staged;
   }
@@ -669,14 +664,14 @@ class Staging {
   async uncompressedDigest(file: StagedFile): Promise<string> {
     if (!file.gzip) return file.digest;
     if (file.uncompressed) return file.uncompressed;
-    const hash = createHash("sha256");
+    const hash = new Sha256();
     using handle = await Deno.open(file.tmp);
     try {
       for await (const chunk of gunzip(handle.readable)) hash.update(chunk);
     } catch (err) {
       throw invalidArgument(`invalid archive: corrupt gzip layer: ${messageOf(err)}`, err);
     }
-    file.uncompressed = `sha256:${hash.digest("hex")}`;
+    file.uncompressed = hash.digest();
     return file.uncompressed;
   }
 
@@ -983,7 +978,7 @@ export class ImageManager {
       const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
       const manifestDesc: Descriptor = {
         mediaType: MediaType.dockerManifest,
-        digest: sha256(manifestBytes),
+        digest: sha256Digest(manifestBytes),
         size: manifestBytes.length,
       };
       blobs.push({ desc: manifestDesc, source: manifestBytes, labels: gcLabels(manifest) });
@@ -1154,7 +1149,7 @@ export class ImageManager {
     const configBytes = new TextEncoder().encode(JSON.stringify(config));
     const configDesc: Descriptor = {
       mediaType: MediaType.dockerConfig,
-      digest: sha256(configBytes),
+      digest: sha256Digest(configBytes),
       size: configBytes.length,
     };
     const manifest: ManifestBlob = {
@@ -1166,7 +1161,7 @@ export class ImageManager {
     const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
     const manifestDesc: Descriptor = {
       mediaType: MediaType.dockerManifest,
-      digest: sha256(manifestBytes),
+      digest: sha256Digest(manifestBytes),
       size: manifestBytes.length,
     };
     const plan: PlannedImage = {
@@ -1441,7 +1436,7 @@ export class ImageManager {
       return;
     }
     const res = await session.blob(layer.digest);
-    const hash = createHash("sha256");
+    const hash = new Sha256();
     let received = 0;
     let reported = 0;
     const total = layer.size;
@@ -1469,7 +1464,7 @@ export class ImageManager {
         );
       }
       emit({ status: "Verifying Checksum", progressDetail: {}, id });
-      const digest = `sha256:${hash.digest("hex")}`;
+      const digest = hash.digest();
       if (digest !== layer.digest) {
         throw invalidArgument(
           `blob ${layer.digest} failed verification: the registry sent content with digest ${digest}`,

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createSocket, type Socket } from "node:dgram";
+import type { Socket } from "node:dgram";
 import { invalidArgument, unavailable } from "./errors.ts";
 import { JsonFileLog } from "./logs.ts";
 import type { OutputLog, StreamName } from "./stdio.ts";
@@ -342,6 +342,8 @@ async function connectSyslog(options: SyslogOptions): Promise<SyslogTransport> {
   const [host, port] = splitHostPort(options.address);
   try {
     if (options.transport === "udp") {
+      // Loaded only here: node:dgram brings Deno's Node compatibility layer (~10 MB of RSS).
+      const { createSocket } = await import("node:dgram");
       const socket: Socket = createSocket(host.includes(":") ? "udp6" : "udp4");
       await new Promise<void>((resolve, reject) => {
         socket.once("error", reject);

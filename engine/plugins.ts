@@ -52,7 +52,6 @@
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { pathToFileURL } from "node:url";
 import type { ApiEnv } from "./api/http.ts";
 import type { CreateRequest } from "./container.ts";
 import { EngineError, invalidArgument, messageOf, systemError } from "./errors.ts";
@@ -234,9 +233,14 @@ function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1).replace(/\.(ts|js|mjs)$/, "");
 }
 
+/** The file: URL of an absolute path, each segment percent-encoded (`#`, `?`, `%`, spaces). */
+function fileUrlOf(absolute: string): string {
+  return `file://${absolute.split("/").map(encodeURIComponent).join("/")}`;
+}
+
 async function loadModule(path: string): Promise<LoadedPlugin> {
   const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-  const imported = await import(pathToFileURL(absolute).href);
+  const imported = await import(fileUrlOf(absolute));
   const plugin = imported.default as Plugin | undefined;
   if (typeof plugin !== "object" || plugin === null) {
     throw new Error("the module has no default export of a plugin object");

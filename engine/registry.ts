@@ -25,7 +25,7 @@ import {
 } from "./errors.ts";
 import { concatBytes } from "./logs.ts";
 import { DEFAULT_DOMAIN } from "./reference.ts";
-import { TlsRelay } from "./_tls_relay.ts";
+import type { TlsRelay } from "./_tls_relay.ts";
 
 /** The host Docker Hub's API is served from. */
 export const DOCKER_HUB_HOST = "registry-1.docker.io";
@@ -402,7 +402,10 @@ export class RegistryClient {
     if (parsed.protocol === "https:" && this.#listedInsecure(parsed)) {
       let relay = this.#relays.get(parsed.host);
       if (!relay) {
-        relay = TlsRelay.start(parsed.port ? parsed.host : `${parsed.host}:443`);
+        // Loaded only here: node:net and node:tls bring Deno's Node compatibility layer.
+        relay = import("./_tls_relay.ts").then(({ TlsRelay }) =>
+          TlsRelay.start(parsed.port ? parsed.host : `${parsed.host}:443`)
+        );
         this.#relays.set(parsed.host, relay);
         // A relay that could not start is tried again on the next request.
         relay.catch(() => this.#relays.delete(parsed.host));

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { dirname } from "node:path";
 import { connectContainerd } from "./containerd.ts";
 import { invalidArgument, messageOf, unavailable } from "./errors.ts";
 import { sleep } from "./sleep.ts";
@@ -92,6 +91,13 @@ export async function startContainerd(options: ContainerdOptions): Promise<Conta
 }
 
 /** Where the supervisor records the pid of the containerd it runs. */
+/** The directory part of `path`, as node:path's `dirname` has it for the paths used here. */
+function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  if (slash < 0) return ".";
+  return path.slice(0, slash) || "/";
+}
+
 function pidFileOf(options: Pick<ContainerdOptions, "configPath">): string {
   return `${dirname(options.configPath)}/containerd.pid`;
 }

@@ -210,18 +210,23 @@ const MARKER = ${JSON.stringify(DAEMON_MARKER)};
 
 /** engine/daemon.ts's \`runDaemon\`, from the bundle at the end of this file. */
 export async function runDaemon(args: string[]): Promise<number> {
-  // Imported here: static imports of node: modules would cost every CLI start-up.
-  const [{ createRequire }, { Buffer }, { brotliDecompressSync }] = await Promise.all([
-    import("node:module"),
-    import("node:buffer"),
-    import("node:zlib"),
-  ]);
   const file = await Deno.readTextFile(new URL(import.meta.url));
   const start = file.lastIndexOf(MARKER) + MARKER.length;
   const end = file.indexOf("\\n", start);
   if (start < MARKER.length || end < 0) throw new Error(\`\${import.meta.url} carries no daemon\`);
-  const base64 = file.slice(start, end);
-  const source = new TextDecoder().decode(brotliDecompressSync(Buffer.from(base64, "base64")));
+  const compressed = Uint8Array.fromBase64(file.slice(start, end));
+  const source = await new Response(
+    new Blob([compressed]).stream().pipeThrough(new DecompressionStream("brotli")),
+  ).text();
+  // The daemon's start needs node:sqlite alone. Anything else it requires (the CRI's gRPC
+  // server, a TLS listener) comes from process.getBuiltinModule, which loads Deno's Node
+  // compatibility layer (about 10 MB of RSS) on first use, so only when such a part starts.
+  const builtins = new Map<string, unknown>([["node:sqlite", await import("node:sqlite")]]);
+  const require = (specifier: string) =>
+    builtins.get(specifier) ??
+      (globalThis as unknown as {
+        process: { getBuiltinModule(id: string): unknown };
+      }).process.getBuiltinModule(specifier);
   const module = { exports: {} as { runDaemon?: (args: string[]) => Promise<number> } };
   // Strict, as the modules were; named so that stack traces say where they come from.
   const evaluate = new Function(
@@ -230,7 +235,7 @@ export async function runDaemon(args: string[]): Promise<number> {
     "exports",
     \`"use strict";\\n\${source}\\n//# sourceURL=pouch-daemon.js\`,
   );
-  evaluate(createRequire(import.meta.url), module, module.exports);
+  evaluate(require, module, module.exports);
   return await module.exports.runDaemon!(args);
 }
 `;

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { build, readStamp, SHEBANG } from "./build.ts";
 
 const decoder = new TextDecoder();
+/** The checkout. */
+const ROOT = new URL("..", import.meta.url).pathname;
 /** grpc-js as deno.json pins it (so that it is in the cache). */
 const GRPC_JS = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)))
   .imports["@grpc/grpc-js"] as string;
@@ -103,4 +105,32 @@ Deno.test("readStamp() takes the date from SOURCE_DATE_EPOCH when it is set", as
     if (previous === undefined) Deno.env.delete("SOURCE_DATE_EPOCH");
     else Deno.env.set("SOURCE_DATE_EPOCH", previous);
   }
+});
+
+Deno.test("the daemon's start imports no Node module but node:sqlite", async () => {
+  // Any other node: module loads Deno's Node compatibility layer, about 10 MB of the daemon's
+  // RSS; the parts that need one (the CRI, TLS, syslog over UDP) import it when they start.
+  const info = JSON.parse(
+    (await run(Deno.execPath(), ["info", "--json", "engine/daemon.ts"], ROOT)).stdout,
+  ) as {
+    roots: string[];
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const bySpecifier = new Map(info.modules.map((module) => [module.specifier, module]));
+  const seen = new Set<string>(info.roots);
+  const queue = [...info.roots];
+  while (queue.length > 0) {
+    for (const dependency of bySpecifier.get(queue.pop()!)?.dependencies ?? []) {
+      const specifier = dependency.code?.specifier;
+      if (!specifier || dependency.isDynamic || seen.has(specifier)) continue;
+      seen.add(specifier);
+      queue.push(specifier);
+    }
+  }
+  const nodeModules = [...seen].filter((specifier) => specifier.startsWith("node:"));
+  assert.deepEqual(nodeModules, ["node:sqlite"]);
+  assert(seen.has(new URL("../engine/containerd.ts", import.meta.url).href), "walked nothing?");
 });
