@@ -111,7 +111,7 @@ export async function runSession(
     }
     if (terminal) ctx.stdin.setRaw?.(true, { cbreak: false });
     if (options.stdin) pumpStdin(ctx, conn, watcher);
-    await copyOutput(conn.reader.toStream(), ctx, { multiplexed: !options.tty });
+    await copyOutput(conn.reader.chunks(), ctx, { multiplexed: !options.tty });
   } finally {
     stopResize?.();
     if (terminal) {

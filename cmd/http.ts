@@ -145,15 +145,16 @@ export class BufferedReader {
     return out;
   }
 
-  /** The rest of the stream as a ReadableStream. */
-  toStream(): ReadableStream<Uint8Array> {
-    return new ReadableStream({
-      pull: async (controller) => {
-        const chunk = await this.readSome();
-        if (chunk === null) controller.close();
-        else controller.enqueue(chunk);
-      },
-    });
+  /**
+   * The rest of the stream, piece by piece. Not a ReadableStream: Deno loads its web streams on
+   * first use, ~2 ms of every `run` and `exec`.
+   */
+  async *chunks(): AsyncGenerator<Uint8Array> {
+    while (true) {
+      const chunk = await this.readSome();
+      if (chunk === null) return;
+      yield chunk;
+    }
   }
 }
 

@@ -256,21 +256,7 @@ async function serve(
       disk: new DiskUsage({ client, containers, images, volumes, log }),
       log,
     });
-    const server = await serveApi(app, {
-      listen: config.listen,
-      log,
-      group: config.group,
-      tls: config.tls
-        ? {
-          cert: config.tlsCert,
-          key: config.tlsKey,
-          ca: config.tlsCaCert || undefined,
-          verify: config.tlsVerify,
-        }
-        : undefined,
-      insecureTcp: config.insecureTcp,
-    });
-    cleanup.push(() => server.close());
+    // The CRI before the API: a client that finds the API answering finds the CRI too.
     if (config.enableCri) {
       // Loaded only when asked for: a daemon without the CRI does not carry its modules.
       const { startCri } = await import("../cri/mod.ts");
@@ -295,6 +281,21 @@ async function serve(
       });
       cleanup.push(() => cri.close());
     }
+    const server = await serveApi(app, {
+      listen: config.listen,
+      log,
+      group: config.group,
+      tls: config.tls
+        ? {
+          cert: config.tlsCert,
+          key: config.tlsKey,
+          ca: config.tlsCaCert || undefined,
+          verify: config.tlsVerify,
+        }
+        : undefined,
+      insecureTcp: config.insecureTcp,
+    });
+    cleanup.push(() => server.close());
     // Memory freed after bursts (a container's output, a pull, many starts) goes back to the
     // system, with a full collection when the API has been busy and is idle now.
     cleanup.push(startMemoryReclaimer({ activity: () => server.activity() }));
