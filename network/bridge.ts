@@ -33,6 +33,14 @@ export interface ConfListOptions {
   iptables: boolean;
   /** The bridge acts as the gateway and IP forwarding is on (`--ipforward`). */
   ipForward: boolean;
+  /** The attachment publishes ports: the portmap plugin joins the chain (with `iptables`). */
+  portMappings: boolean;
+  /**
+   * The bridge plugin's own masquerade, a chain per attachment (nine iptables runs per ADD, six
+   * per DEL). Attachments are masqueraded by the network's one rule now ({@link
+   * ensureMasquerade}); this is for removing those made before, whose DEL needs it.
+   */
+  attachmentMasquerade?: boolean;
 }
 
 /** The CNI configuration list of a bridge network. */
@@ -51,7 +59,7 @@ export function bridgeConfList(
         type: "bridge",
         bridge: network.bridge,
         isGateway: options.ipForward,
-        ipMasq: options.iptables && !network.internal,
+        ipMasq: options.iptables && !network.internal && options.attachmentMasquerade === true,
         hairpinMode: true,
         mtu: network.mtu,
         ipam: {
@@ -63,7 +71,7 @@ export function bridgeConfList(
       },
       // snat lets connections to 127.0.0.1:PORT reach the container: the plugin sets
       // route_localnet on the bridge and masquerades those connections.
-      ...(options.iptables
+      ...(options.iptables && options.portMappings
         ? [{ type: "portmap", capabilities: { portMappings: true }, snat: true }]
         : []),
     ],
@@ -104,6 +112,67 @@ export async function ensureBridge(
     });
   }
   await run("ip", ["link", "set", "dev", name, "up"]);
+}
+
+/**
+ * Whether bridge `name` exists and is up, from sysfs (no process): what an attachment needs
+ * checked; the bridge plugin gives the bridge its gateway address again if it lost it.
+ */
+export async function bridgeIsUp(name: string): Promise<boolean> {
+  try {
+    await Deno.stat(`/sys/class/net/${name}/bridge`);
+    const flags = Number((await Deno.readTextFile(`/sys/class/net/${name}/flags`)).trim());
+    return (flags & IFF_UP) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** `IFF_UP` of `<linux/if.h>`. */
+const IFF_UP = 0x1;
+
+/**
+ * The iptables rule that masquerades what a network's containers send out of the host, one per
+ * network as Docker has it (`-s SUBNET ! -o BRIDGE -j MASQUERADE`), made with the network.
+ */
+function masqueradeRule(network: { subnet: string; bridge: string }): string[] {
+  return [
+    "POSTROUTING",
+    "-s",
+    network.subnet,
+    "!",
+    "-o",
+    network.bridge,
+    "-m",
+    "comment",
+    "--comment",
+    `pouch masquerade ${network.bridge}`,
+    "-j",
+    "MASQUERADE",
+  ];
+}
+
+/** Adds the network's masquerade rule unless it is there. */
+export async function ensureMasquerade(network: { subnet: string; bridge: string }): Promise<void> {
+  const rule = masqueradeRule(network);
+  const present = await run("iptables", ["-w", "-t", "nat", "-C", ...rule]).then(
+    () => true,
+    () => false,
+  );
+  if (!present) await run("iptables", ["-w", "-t", "nat", "-A", ...rule]);
+}
+
+/** Removes the network's masquerade rule; a missing one is not an error. */
+export async function removeMasquerade(network: { subnet: string; bridge: string }): Promise<void> {
+  const rule = masqueradeRule(network);
+  // Deleted until none is left: two daemons' starts may have raced to add it.
+  for (let i = 0; i < 8; i++) {
+    const deleted = await run("iptables", ["-w", "-t", "nat", "-D", ...rule]).then(
+      () => true,
+      () => false,
+    );
+    if (!deleted) return;
+  }
 }
 
 /** A locally administered unicast MAC derived from the bridge's name (stable across restarts). */

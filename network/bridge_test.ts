@@ -11,14 +11,20 @@ const NETWORK = {
   internal: false,
 };
 
-Deno.test("bridgeConfList() is bridge with host-local and masquerade, then portmap", () => {
-  const list = bridgeConfList(NETWORK, { ipamDir: "/home/ipam", iptables: true, ipForward: true });
+Deno.test("bridgeConfList() of an attachment with ports is bridge with host-local, then portmap", () => {
+  const list = bridgeConfList(NETWORK, {
+    ipamDir: "/home/ipam",
+    iptables: true,
+    ipForward: true,
+    portMappings: true,
+  });
   assert.equal(list.name, "0123abcd");
   assert.deepEqual(list.plugins.map((p) => p.type), ["bridge", "portmap"]);
   const bridge = list.plugins[0]!;
   assert.equal(bridge.bridge, "pouch0123abcd");
   assert.equal(bridge.isGateway, true);
-  assert.equal(bridge.ipMasq, true);
+  // The network's one rule masquerades (ensureMasquerade), not a chain per attachment.
+  assert.equal(bridge.ipMasq, false);
   assert.deepEqual(bridge.ipam, {
     type: "host-local",
     ranges: [[{ subnet: "10.10.0.0/24", gateway: "10.10.0.1" }]],
@@ -37,6 +43,8 @@ Deno.test("bridgeConfList() of an internal network has no default route and no m
     ipamDir: "/d",
     iptables: true,
     ipForward: false,
+    portMappings: false,
+    attachmentMasquerade: true,
   });
   const bridge = list.plugins[0]!;
   assert.equal(bridge.ipMasq, false);
@@ -47,10 +55,23 @@ Deno.test("bridgeConfList() of an internal network has no default route and no m
   assert.equal(ipam.ranges[0]![0]!.rangeEnd, "10.10.0.254");
 });
 
-Deno.test("bridgeConfList() without iptables has no portmap", () => {
-  const list = bridgeConfList(NETWORK, { ipamDir: "/d", iptables: false, ipForward: true });
-  assert.deepEqual(list.plugins.map((p) => p.type), ["bridge"]);
-  assert.equal(list.plugins[0]!.ipMasq, false);
+Deno.test("bridgeConfList() has portmap only for published ports, and with iptables", () => {
+  const without = { ipamDir: "/d", iptables: false, ipForward: true, portMappings: true };
+  assert.deepEqual(bridgeConfList(NETWORK, without).plugins.map((p) => p.type), ["bridge"]);
+  assert.equal(bridgeConfList(NETWORK, without).plugins[0]!.ipMasq, false);
+  const noPorts = { ipamDir: "/d", iptables: true, ipForward: true, portMappings: false };
+  assert.deepEqual(bridgeConfList(NETWORK, noPorts).plugins.map((p) => p.type), ["bridge"]);
+});
+
+Deno.test("bridgeConfList() keeps the plugin's own masquerade for an earlier attachment's DEL", () => {
+  const list = bridgeConfList(NETWORK, {
+    ipamDir: "/d",
+    iptables: true,
+    ipForward: true,
+    portMappings: false,
+    attachmentMasquerade: true,
+  });
+  assert.equal(list.plugins[0]!.ipMasq, true);
 });
 
 Deno.test("allocationRange() keeps the network and broadcast addresses out", () => {

@@ -23,11 +23,14 @@ import {
 import { faultPoint } from "../engine/faults.ts";
 import {
   bridgeConfList,
+  bridgeIsUp,
   bridgePorts,
   enableIpForward,
   ensureBridge,
+  ensureMasquerade,
   hostRoutes,
   removeBridge,
+  removeMasquerade,
 } from "./bridge.ts";
 import {
   contains,
@@ -116,6 +119,11 @@ export interface EndpointRecord {
   portMappings: PortMapping[];
   /** The ADD's result, given back to the plugins on DEL and CHECK. */
   result?: CniResult;
+  /**
+   * `network`: masqueraded by its network's one rule. Absent on attachments made by earlier
+   * versions, which have the bridge plugin's masquerade chain of their own (removed by DEL).
+   */
+  masquerade?: "network";
   /** `a.b.c.d/nn`. */
   address?: string;
   gateway?: string;
@@ -409,6 +417,9 @@ export class NetworkManager {
     ) {
       // New flags apply once no container uses the old settings.
       if (this.#endpointsOf(current.id).length === 0) {
+        if (this.#iptables) {
+          await removeMasquerade({ subnet: current.subnet!, bridge: current.bridge! });
+        }
         if (current.bridge !== wanted.bridge) await removeBridge(current.bridge!);
         this.#networks.put(current.id, { ...wanted, id: current.id, created: current.created });
       } else {
@@ -480,7 +491,7 @@ export class NetworkManager {
         if (network.driver !== "bridge" || this.#endpointsOf(network.id).length > 0) continue;
         // A bridge that still has ports serves someone else (another daemon on the same name).
         if ((await bridgePorts(network.bridge!)).length > 0) continue;
-        await removeBridge(network.bridge!).catch((err) =>
+        await this.#removeBridge(network).catch((err) =>
           this.#warn("removing a bridge failed", { bridge: network.bridge, error: err })
         );
       }
@@ -520,7 +531,7 @@ export class NetworkManager {
         await this.#ensureBridge(record);
       } catch (err) {
         this.#networks.delete(record.id);
-        await removeBridge(record.bridge!).catch(() => {});
+        await this.#removeBridge(record).catch(() => {});
         throw err;
       }
       return { Id: record.id, Warning: "" };
@@ -861,11 +872,13 @@ export class NetworkManager {
       ...(options.requestedIp ? { requestedIp: options.requestedIp } : {}),
       aliases: options.aliases,
       portMappings: options.portMappings,
+      masquerade: "network",
     };
     // Persisted first: a crash during the ADD leaves a record that start-up undoes.
     this.#endpoints.put(endpointKey(sandbox.containerId, network.id), endpoint);
     try {
-      await this.#ensureBridge(network);
+      // Two `ip` runs per container otherwise; the full check is for a bridge that went away.
+      if (!(await bridgeIsUp(network.bridge!))) await this.#ensureBridge(network);
       await this.#add(sandbox, network, endpoint, options.requestedIp);
     } catch (err) {
       await this.#removeEndpoint(endpoint);
@@ -881,7 +894,7 @@ export class NetworkManager {
     endpoint: EndpointRecord,
     ip: string | undefined,
   ): Promise<void> {
-    const result = await this.#cni.add(this.#confList(network), {
+    const result = await this.#cni.add(this.#confList(network, endpoint), {
       containerId: sandbox.containerId,
       netns: sandbox.netns,
       ifName: endpoint.ifName,
@@ -906,7 +919,7 @@ export class NetworkManager {
       const netns = `${this.netnsDir}/${endpoint.containerId}`;
       const mounted = await isNetnsMounted(netns);
       try {
-        await this.#cni.del(this.#confList(network), {
+        await this.#cni.del(this.#confList(network, endpoint), {
           containerId: endpoint.containerId,
           // The spec's rule: a DEL whose namespace is gone gets an empty CNI_NETNS.
           netns: mounted ? netns : "",
@@ -951,7 +964,7 @@ export class NetworkManager {
     for (const endpoint of this.#endpointsOfContainer(sandbox.containerId)) {
       const network = this.#networks.find(endpoint.networkId);
       if (!network || !endpoint.result) continue;
-      await this.#cni.check(this.#confList(network), {
+      await this.#cni.check(this.#confList(network, endpoint), {
         containerId: endpoint.containerId,
         netns: sandbox.netns,
         ifName: endpoint.ifName,
@@ -975,7 +988,7 @@ export class NetworkManager {
       const network = this.#networks.find(endpoint.networkId);
       if (!network) continue;
       // Release the old allocation (host-local keeps it by container ID) and take it again.
-      await this.#cni.del(this.#confList(network), {
+      await this.#cni.del(this.#confList(network, endpoint), {
         containerId: endpoint.containerId,
         netns: "",
         ifName: endpoint.ifName,
@@ -983,6 +996,7 @@ export class NetworkManager {
       await sweepRules(new Set([network.id]), (id) => id !== endpoint.containerId);
       await this.#ensureBridge(network);
       const ip = endpoint.address?.split("/")[0] ?? endpoint.requestedIp;
+      endpoint.masquerade = "network";
       await this.#add(sandbox, network, endpoint, ip);
     }
   }
@@ -999,7 +1013,7 @@ export class NetworkManager {
     }
     // The record goes last: a crash midway leaves the network, whose bridge the next start
     // brings back, rather than a bridge no record knows.
-    if (network.bridge) await removeBridge(network.bridge);
+    if (network.bridge) await this.#removeBridge(network);
     await Deno.remove(`${this.ipamDir}/${network.id}`, { recursive: true }).catch(() => {});
     faultPoint("network:unbridged");
     this.#networks.delete(network.id);
@@ -1247,7 +1261,7 @@ export class NetworkManager {
     }
   }
 
-  #confList(network: NetworkRecord) {
+  #confList(network: NetworkRecord, endpoint: EndpointRecord) {
     return bridgeConfList({
       name: network.id,
       bridge: network.bridge!,
@@ -1256,15 +1270,33 @@ export class NetworkManager {
       ipRange: network.ipRange,
       mtu: network.mtu ?? this.#mtu,
       internal: network.internal,
-    }, { ipamDir: this.ipamDir, iptables: this.#iptables, ipForward: this.#ipForward });
+    }, {
+      ipamDir: this.ipamDir,
+      iptables: this.#iptables,
+      ipForward: this.#ipForward,
+      portMappings: endpoint.portMappings.length > 0,
+      attachmentMasquerade: endpoint.masquerade !== "network",
+    });
   }
 
+  /** The network's bridge, with its address, up; and its masquerade rule unless internal. */
   async #ensureBridge(network: NetworkRecord): Promise<void> {
     await ensureBridge(network.bridge!, {
       gateway: network.gateway!,
       subnet: network.subnet!,
       mtu: network.mtu ?? this.#mtu,
     });
+    if (this.#iptables && !network.internal) {
+      await ensureMasquerade({ subnet: network.subnet!, bridge: network.bridge! });
+    }
+  }
+
+  /** The network's masquerade rule and bridge device, gone. */
+  async #removeBridge(network: NetworkRecord): Promise<void> {
+    if (this.#iptables) {
+      await removeMasquerade({ subnet: network.subnet!, bridge: network.bridge! });
+    }
+    await removeBridge(network.bridge!);
   }
 
   #resource(network: NetworkRecord): NetworkResource {

@@ -629,6 +629,39 @@ Deno.test("networking: user networks, ports, modes, stable addresses and cleanup
       assert.ok(!(await sh("iptables-save", ["-t", "nat"])).includes(`--dports ${port} `));
     });
 
+    await t.step("a container reaches past the host masqueraded as the host", async () => {
+      // "Outside": a namespace behind a veth of the host's, with no route back to the
+      // containers' subnet, so only a connection masqueraded as the host gets its answer.
+      const outside = `10.${octet2}.${octet3 + 5}`;
+      const namespace = `pt-out-${tag}`;
+      const www = await Deno.makeTempDir({ dir: daemon.dir });
+      await Deno.writeTextFile(`${www}/index.html`, "outside\n");
+      await sh("ip", ["netns", "add", namespace]);
+      let server: Deno.ChildProcess | undefined;
+      try {
+        await sh("ip", ["link", "add", `vo${tag}`, "type", "veth", "peer", "name", `vi${tag}`]);
+        await sh("ip", ["link", "set", `vi${tag}`, "netns", namespace]);
+        await sh("ip", ["addr", "add", `${outside}.1/30`, "dev", `vo${tag}`]);
+        await sh("ip", ["link", "set", `vo${tag}`, "up"]);
+        await sh("ip", ["-n", namespace, "addr", "add", `${outside}.2/30`, "dev", `vi${tag}`]);
+        await sh("ip", ["-n", namespace, "link", "set", `vi${tag}`, "up"]);
+        server = new Deno.Command("ip", {
+          args: ["netns", "exec", namespace, "busybox", "httpd", "-f", "-p", "8080", "-h", www],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        assert.equal((await httpFrom(daemon, "bridge", `${outside}.2`)).trim(), "outside");
+        // The network's one rule did it: no container has a chain of its own.
+        const save = await sh("iptables-save", ["-t", "nat"]);
+        assert.doesNotMatch(save, new RegExp(`-s ${defaultNet.replaceAll(".", "\\.")}\\.\\d+/32 `));
+      } finally {
+        server?.kill();
+        await server?.status;
+        // The host's end of the veth goes with the namespace's.
+        await sh("ip", ["netns", "del", namespace]);
+      }
+    });
+
     await t.step("after removing everything nothing is left", async () => {
       for (const name of ["nt-web", "nt-static", "nt-pub", "nt-all", "nt-late"]) {
         await ok(daemon, ["rm", "-f", name]);
@@ -644,15 +677,23 @@ Deno.test("networking: user networks, ports, modes, stable addresses and cleanup
       for (const id of [...networkIds, ...containerIds]) {
         assert.ok(!save.includes(id), `iptables still mentions ${id}:\n${save}`);
       }
-      assert.ok(!save.includes(`${userNet}.`) && !save.includes(`${defaultNet}.`), save);
+      assert.ok(!save.includes(`${userNet}.`), save);
+      // The default network stays, and so does its one masquerade rule; nothing per container.
+      assert.deepEqual(
+        save.split("\n").filter((line) => line.includes(`${defaultNet}.`)),
+        [
+          `-A POSTROUTING -s ${defaultNet}.0/24 ! -o ${bridgeName} -m comment --comment "pouch masquerade ${bridgeName}" -j MASQUERADE`,
+        ],
+      );
       const links = await sh("ip", ["-o", "link"]);
       for (const id of networkIds.slice(1)) {
         assert.ok(!links.includes(`pouch${id.slice(0, 10)}`), `bridge of ${id} left:\n${links}`);
       }
     });
   }, { args: ["--bridge-name", bridgeName, "--bip", `${defaultNet}.1/24`] });
-  // The daemon removes its unused bridges when it stops.
+  // The daemon removes its unused bridges, and their masquerade rules, when it stops.
   assert.doesNotMatch(await sh("ip", ["-o", "link"]), new RegExp(`\\b${bridgeName}\\b`));
+  assert.ok(!(await sh("iptables-save", ["-t", "nat"])).includes(`${defaultNet}.`));
 });
 
 Deno.test("networking: a start after a crash removes what attachments left behind", async () => {
@@ -690,7 +731,14 @@ Deno.test("networking: a start after a crash removes what attachments left behin
       gateway: `${fakeNet}.1`,
       mtu: 1500,
       internal: false,
-    }, { ipamDir: `${daemon.home}/network/ipam`, iptables: true, ipForward: true });
+    }, {
+      ipamDir: `${daemon.home}/network/ipam`,
+      iptables: true,
+      ipForward: true,
+      portMappings: true,
+      // Attachments as earlier versions made them: the sweep must find their chains too.
+      attachmentMasquerade: true,
+    });
     const cni = new CniRunner();
     const ghosts = ["a", "b"].map((c) => c.repeat(64));
     for (const ghost of ghosts) {
