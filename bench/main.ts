@@ -15,7 +15,7 @@
  * runs `deno run -A main.ts` instead).
  *
  * Environment (defaults in brackets): `BENCH_SECTIONS`
- * [`rss,run,rund,parallel,ps,exec,logs,stop,cli,pull,cri,upgrade`], `BENCH_PEERS`
+ * [`rss,run,runnet,rund,parallel,ps,exec,logs,stop,cli,pull,cri,upgrade`], `BENCH_PEERS`
  * [`pouch,ctr,dockerd,podman`], `BENCH_RUNS` [15], `BENCH_HEAVY_RUNS` [3], `BENCH_PARALLEL`
  * [`20,50`], `BENCH_PS_CONTAINERS` [1000], `BENCH_STOP_CONTAINERS` [`50`], `BENCH_LOGS_MB` [100],
  * `BENCH_RSS_CONTAINERS` [`100`] (the three lists give one row per count; these sections run
@@ -58,7 +58,7 @@ const settings: suite.Settings = {
 };
 const pullRuns = count("BENCH_PULL_RUNS", 3);
 const pullMegabytes = count("BENCH_PULL_MB", 200);
-const ALL_SECTIONS = "rss,run,rund,parallel,ps,exec,logs,stop,cli,pull,cri,upgrade";
+const ALL_SECTIONS = "rss,run,runnet,rund,parallel,ps,exec,logs,stop,cli,pull,cri,upgrade";
 const sections = new Set(env("BENCH_SECTIONS", ALL_SECTIONS).split(","));
 const wanted = new Set(env("BENCH_PEERS", PEER_NAMES.join(",")).split(",") as PeerName[]);
 const resultsDir = env("BENCH_RESULTS", new URL("./results", import.meta.url).pathname);
@@ -71,6 +71,7 @@ const out = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(lin
 const SUITE: Array<[string, (ctx: suite.Context) => Promise<suite.Row[]>]> = [
   ["rss", suite.rssIdle],
   ["run", suite.runRm],
+  ["runnet", suite.runRmNetworked],
   ["rund", suite.runDetached],
   ["ps", suite.ps],
   ["exec", suite.exec],

@@ -46,6 +46,8 @@ export interface Peer extends AsyncDisposable {
   cli(args: string[]): Promise<string>;
   /** `run --rm busybox true`. */
   runRm(name: string): string[];
+  /** `run --rm busybox true` on the engine's default network, if it has one. */
+  runRmNetworked?(name: string): string[];
   /** `run -d busybox COMMAND`. */
   runDetached(name: string, command: string[]): string[];
   /** `create busybox true`. */
@@ -96,6 +98,7 @@ function chunks(names: string[]): string[][] {
 function dockerLikeArgs() {
   return {
     runRm: (name: string) => ["run", "--rm", ...NO_NET, "--name", name, BUSYBOX, "true"],
+    runRmNetworked: (name: string) => ["run", "--rm", "--name", name, BUSYBOX, "true"],
     runDetached: (name: string, command: string[]) => [
       "run",
       "-d",
@@ -353,6 +356,13 @@ export async function startDockerd(
   if (!docker) return "no docker CLI on PATH";
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "pouch-bench-dockerd-" });
   const socket = `${dir}/docker.sock`;
+  // A bridge of its own for its default network (dockerd makes only docker0 itself), without
+  // iptables: its containers get a veth and an address, as pouch's and podman's do.
+  const bridge = `pbd${crypto.randomUUID().slice(0, 8)}`;
+  const subnet = `10.254.${Math.floor(Math.random() * 250)}`;
+  await output("ip", ["link", "add", "name", bridge, "type", "bridge"]);
+  await output("ip", ["addr", "add", `${subnet}.1/24`, "dev", bridge]);
+  await output("ip", ["link", "set", "dev", bridge, "up"]);
   const child = await spawnLogged(dockerd, `${dir}/dockerd.log`, [
     "--data-root",
     `${dir}/root`,
@@ -363,7 +373,7 @@ export async function startDockerd(
     "-H",
     `unix://${socket}`,
     "--bridge",
-    "none",
+    bridge,
     "--iptables=false",
     "--ip-masq=false",
     ...(options.insecureRegistry ? ["--insecure-registry", options.insecureRegistry] : []),
@@ -377,6 +387,7 @@ export async function startDockerd(
     await moby.removeAll();
     moby.close();
     await terminate(child, 20_000);
+    await output("ip", ["link", "del", "dev", bridge]).catch(() => {});
     await scrub(dir);
   };
   try {

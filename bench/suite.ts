@@ -155,6 +155,30 @@ export async function runRm(ctx: Context): Promise<Row[]> {
   }];
 }
 
+/**
+ * `run --rm busybox true` on each engine's default network (a bridge with a veth and an
+ * address per container: pouch's CNI plugins, dockerd's libnetwork, podman's netavark).
+ */
+export async function runRmNetworked(ctx: Context): Promise<Row[]> {
+  const title = "run --rm, default network";
+  const results = await interleave(
+    ctx,
+    { title, rounds: ctx.settings.runs, warmup: 1 },
+    (peer) =>
+      peer.runRmNetworked
+        ? peer.time(peer.runRmNetworked(nameOf("net")))
+        : Promise.resolve(`${peer.name} has no networks`),
+  );
+  return [{
+    id: "run-rm-net",
+    title,
+    unit: "ms",
+    better: "lower",
+    results,
+    note: "the other rows run with --network none, as ctr has no network",
+  }];
+}
+
 /** `run -d busybox sleep 3600`, the container removed after each (untimed). */
 export async function runDetached(ctx: Context): Promise<Row[]> {
   const title = "run -d busybox sleep";
