@@ -279,7 +279,7 @@ const fileKeys: Record<string, keyof DaemonConfig> = {
 };
 
 /** The daemon's flags, as `parseFlags` takes them. */
-const DAEMON_FLAGS: FlagSpec[] = [
+const DAEMON_FLAGS = [
   { name: "listen", kind: "list", short: "l" },
   { name: "tls", kind: "bool" },
   { name: "no-tls", kind: "bool" },
@@ -330,60 +330,13 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: "plugin-dir", kind: "string" },
   { name: "plugin", kind: "list" },
   { name: "help", kind: "bool", short: "h" },
-];
+] as const satisfies readonly FlagSpec[];
 
-/** The daemon's flags by name, as parsed. */
+/** The daemon's flags by name, as parsed: a list, a string or a boolean by kind. */
 type DaemonFlags = {
-  listen?: string[];
-  tls?: boolean;
-  "no-tls"?: boolean;
-  tlsverify?: boolean;
-  "no-tlsverify"?: boolean;
-  tlscacert?: string;
-  tlscert?: string;
-  tlskey?: string;
-  "insecure-tcp"?: boolean;
-  "home-dir"?: string;
-  containerd?: string;
-  "containerd-path"?: string;
-  "default-runtime"?: string;
-  "add-runtime"?: string[];
-  snapshotter?: string;
-  debug?: boolean;
-  "log-level"?: string;
-  group?: string;
-  "config-file"?: string;
-  pidfile?: string;
-  "insecure-registries"?: string[];
-  "registry-mirror"?: string[];
-  "registry-mirrors"?: string[];
-  "image-proxy"?: string;
-  "rich-init"?: string;
-  "enable-lxcfs"?: boolean;
-  lxcfs?: string;
-  "lxcfs-home"?: string;
-  "volume-plugin-dir"?: string[];
-  "volume-plugin-timeout"?: string;
-  "bridge-name"?: string;
-  bip?: string;
-  "fixed-cidr"?: string;
-  "default-gateway"?: string;
-  mtu?: string;
-  iptables?: boolean;
-  "no-iptables"?: boolean;
-  ipforward?: boolean;
-  "no-ipforward"?: boolean;
-  "cni-bin-dir"?: string[];
-  "enable-cri"?: boolean;
-  "listen-cri"?: string;
-  "sandbox-image"?: string;
-  "stream-server-port"?: string;
-  "cni-conf-dir"?: string;
-  "log-driver"?: string;
-  "log-opt"?: string[];
-  "plugin-dir"?: string;
-  plugin?: string[];
-  help?: boolean;
+  [Flag in (typeof DAEMON_FLAGS)[number] as Flag["name"]]?: Flag["kind"] extends "list" ? string[]
+    : Flag["kind"] extends "bool" ? boolean
+    : string;
 };
 
 /** Parses the daemon's flags and config file into a {@link DaemonConfig}. */

@@ -334,3 +334,36 @@ Deno.test("parseApiAddress() reads unix and tcp addresses with dockerd's default
   assert.throws(() => parseApiAddress("tcp://a/b", { tls: true }), isInvalidArgument);
   assert.throws(() => parseApiAddress("http://a", { tls: true }), isInvalidArgument);
 });
+
+Deno.test("loadConfig() parses flags with pflag's rules, as dockerd does", async () => {
+  await withFile("{}", async (path) => {
+    const config = await loadConfig([
+      "--config-file=" + path,
+      "-Dl",
+      "unix:///a.sock",
+      "--listen=unix:///b.sock",
+      "--iptables=false",
+      "--cni-bin-dir",
+      "/opt/a,/opt/b",
+    ]);
+    assert.ok(config !== "help");
+    assert.equal(config.debug, true);
+    assert.deepEqual(config.listen, ["unix:///a.sock", "unix:///b.sock"]);
+    assert.equal(config.iptables, false);
+    assert.deepEqual(config.cniBinDirs, ["/opt/a", "/opt/b"]);
+    assert.equal(await loadConfig(["-h"]), "help");
+    for (
+      const [args, message] of [
+        [["--bogus"], /unknown flag: --bogus/],
+        [["--home-dir"], /flag needs an argument: --home-dir/],
+        [["--config-file", path, "stray"], /unexpected argument "stray"/],
+        [["--debug=maybe"], /invalid argument "maybe"/],
+      ] as const
+    ) {
+      await assert.rejects(
+        loadConfig([...args]),
+        (err: Error) => isInvalidArgument(err) && message.test(err.message),
+      );
+    }
+  });
+});

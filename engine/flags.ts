@@ -70,7 +70,7 @@ function parseBool(spec: FlagSpec, text: string): boolean {
 /** Parses `argv` against `specs`; throws {@link UsageError} on bad usage. */
 export function parseFlags(
   argv: string[],
-  specs: FlagSpec[],
+  specs: readonly FlagSpec[],
   options: ParseFlagsOptions = {},
 ): ParsedFlags {
   const interspersed = options.interspersed ?? true;
