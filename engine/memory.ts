@@ -10,7 +10,11 @@
  * after 100 containers were started, 30 MB more stayed in the daemon until a full collection.
  * So the reclaimer also runs a full collection, when the daemon runs with `--expose-gc` (as
  * `dist/pouch` and `deno task daemon` do), but only when a burst of API work has just ended: an
- * idle daemon is never collected again and a busy one is not paused.
+ * idle daemon is never collected again and a busy one is not paused. The collection is V8's
+ * "last resort" flavour, which compacts the heap and returns its empty pages: a plain full
+ * collection frees the objects but keeps their pages (after a `ps` of 1,000 containers and their
+ * removal, 12 MB of free V8 heap stayed in the daemon). It pauses the daemon a few milliseconds
+ * more (7 against 2 ms for a heap of this size).
  *
  * @module
  */
@@ -106,6 +110,8 @@ export function startMemoryReclaimer(options: ReclaimerOptions = {}): () => void
 }
 
 function exposedGc(): (() => void) | undefined {
-  const gc = (globalThis as { gc?: unknown }).gc;
-  return typeof gc === "function" ? () => gc() : undefined;
+  const gc = (globalThis as { gc?: (options?: Record<string, string>) => void }).gc;
+  return typeof gc === "function"
+    ? () => gc({ type: "major", execution: "sync", flavor: "last-resort" })
+    : undefined;
 }
