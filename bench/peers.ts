@@ -449,6 +449,9 @@ export async function startPodman(): Promise<Peer | string> {
     ].join("\n"),
   );
   const hadLock = await Deno.stat("/dev/shm/libpod_lock").then(() => true, () => false);
+  // The default network's bridge, which podman makes at the first networked container and
+  // leaves behind; removed afterwards unless it was there before.
+  const hadBridge = await Deno.stat("/sys/class/net/cni-podman0").then(() => true, () => false);
   const prefix = ["--root", `${dir}/root`, "--runroot", `${dir}/run`, "--tmpdir", `${dir}/tmp`];
   const cli = boundCli(podman, prefix, { CONTAINERS_CONF: conf });
   const removeAll = () => cli.quiet(["rm", "-a", "-f", "-t", "0"]);
@@ -457,6 +460,7 @@ export async function startPodman(): Promise<Peer | string> {
     await cli.quiet(["rmi", "-a", "-f"]);
     await scrub(dir);
     if (!hadLock) await Deno.remove("/dev/shm/libpod_lock").catch(() => {});
+    if (!hadBridge) await output("ip", ["link", "del", "dev", "cni-podman0"]).catch(() => {});
   };
   let version: string;
   try {

@@ -280,6 +280,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
       for (const bridge of bridges) {
         await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
       }
+      await removeMasqueradeRules(bridges);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -291,6 +292,25 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     throw err;
   }
   return daemon;
+}
+
+/**
+ * Deletes the networks' masquerade rules (commented `pouch masquerade BRIDGE`) that a daemon
+ * which could not remove its bridges (a crash, a pod still attached) left in the nat table.
+ */
+async function removeMasqueradeRules(bridges: string[]): Promise<void> {
+  if (bridges.length === 0) return;
+  const save = await new Deno.Command("iptables-save", { args: ["-t", "nat"], stderr: "null" })
+    .output();
+  for (const line of new TextDecoder().decode(save.stdout).split("\n")) {
+    const bridge = /--comment "pouch masquerade ([^"]+)"/.exec(line)?.[1];
+    if (!bridge || !bridges.includes(bridge) || !line.startsWith("-A POSTROUTING ")) continue;
+    // The rule's own words, as iptables-save writes them, name it for -D.
+    const args = line.slice("-A ".length).replace(`"pouch masquerade ${bridge}"`, "MARK")
+      .split(" ").map((word) => word === "MARK" ? `pouch masquerade ${bridge}` : word);
+    await new Deno.Command("iptables", { args: ["-w", "-t", "nat", "-D", ...args], stderr: "null" })
+      .output();
+  }
 }
 
 /** A JSON list from an API answer; empty when the answer is not one (an error, a 404). */
