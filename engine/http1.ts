@@ -249,7 +249,34 @@ async function answer(
   if (!keepAlive || gone) return false;
   await watch;
   if (gone) return false;
-  return await body.drain(MAX_DRAIN);
+  if (await body.drain(MAX_DRAIN)) return true;
+  await lingeringClose(conn);
+  return false;
+}
+
+/** How long a connection closed with its request's body unread keeps taking the body in. */
+const LINGER_MS = 1000;
+
+/**
+ * Ends a connection whose client may still be sending a body the route did not read: closing
+ * with unread bytes makes the kernel answer with a reset, which can reach the client before it
+ * reads the answer already sent (it then sees a failed request, not the 400). So the server
+ * half-closes, then reads and drops what still comes for a moment, as Go's net/http does.
+ */
+async function lingeringClose(conn: ByteConn): Promise<void> {
+  await conn.closeWrite().catch(() => {});
+  const scratch = new Uint8Array(READ_SIZE);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, LINGER_MS)));
+  const discard = (async () => {
+    try {
+      while ((await conn.read(scratch)) !== null) { /* dropped */ }
+    } catch {
+      // Reset or closed: nothing more to take in.
+    }
+  })();
+  await Promise.race([deadline, discard]);
+  clearTimeout(timer);
 }
 
 /** Runs an `Upgrade` request; resolves whether the route took the connection. */
