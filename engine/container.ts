@@ -333,6 +333,8 @@ const LABEL_MANAGED = "io.pouch.managed";
  */
 const CREATION_LEASE = "pouch-creating";
 const DEFAULT_STOP_TIMEOUT = 10;
+/** How long a failed signal waits for the exit that may explain it (see #signalUnlessExited). */
+const SIGNAL_RACE_MS = 2000;
 /** The resources of Docker's `UpdateConfig` that `update` changes. */
 const UPDATABLE_RESOURCES = [
   "CpuShares",
@@ -1643,9 +1645,7 @@ export class ContainerManager {
     if (container.state.Status === "paused") await this.#client.tasks.resume(id).catch(() => {});
     if (timeout !== 0) {
       this.#emit(container, "kill", { signal: String(signal) });
-      await this.#client.tasks.kill(id, signal).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await this.#signalUnlessExited(id, signal, exited);
       if (timeout < 0) {
         await exited;
         this.#emit(container, "stop");
@@ -1658,11 +1658,24 @@ export class ContainerManager {
       this.#log.info("container did not stop in time; killing it", { id: id.slice(0, 12) });
     }
     this.#emit(container, "kill", { signal: "9" });
-    await this.#client.tasks.kill(id, 9, { all: true }).catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
+    await this.#signalUnlessExited(id, 9, exited);
     await exited;
     this.#emit(container, "stop");
+  }
+
+  /**
+   * Sends `signal` to the task (SIGKILL to all its processes). A process that exits as the
+   * signal goes out is stopped, not a failure: containerd then answers NotFound, or its shim,
+   * shutting down with the task, closes the call ("ttrpc: closed").
+   */
+  async #signalUnlessExited(id: string, signal: number, exited: Promise<unknown>): Promise<void> {
+    try {
+      await this.#client.tasks.kill(id, signal, signal === 9 ? { all: true } : undefined);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (await withTimeout(exited, SIGNAL_RACE_MS)) return;
+      throw err;
+    }
   }
 
   /** Sends a signal to a running container's main process. */

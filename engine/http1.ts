@@ -58,6 +58,12 @@ const MAX_UPGRADE_BODY = 1024 * 1024;
 /** A body the route left unread is skipped to keep the connection, up to this much. */
 const MAX_DRAIN = 1024 * 1024;
 const READ_SIZE = 64 * 1024;
+/**
+ * Reads for a request head, and on an idle keep-alive connection, are small: each open
+ * connection holds its pending read's buffer, and 200 idle ones held 25 MB with 64 KB reads.
+ */
+const HEAD_READ_SIZE = 4 * 1024;
+const EMPTY = new Uint8Array(0);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -422,7 +428,7 @@ async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
 /** Buffered reads from a connection: request heads, exact byte counts, lines. */
 class ConnReader {
   #conn: ByteConn;
-  #buffer: Uint8Array = new Uint8Array(0);
+  #buffer: Uint8Array = EMPTY;
   #eof = false;
   #pending: Promise<boolean> | undefined;
 
@@ -430,20 +436,23 @@ class ConnReader {
     this.#conn = conn;
   }
 
-  /** Reads more into the buffer; false at the end of the connection. One read at a time. */
-  fill(): Promise<boolean> {
+  /**
+   * Reads more (up to `size` bytes) into the buffer; false at the end of the connection. One
+   * read at a time.
+   */
+  fill(size: number = READ_SIZE): Promise<boolean> {
     if (this.#eof) return Promise.resolve(false);
     this.#pending ??= (async () => {
-      const space = new Uint8Array(READ_SIZE);
+      const space = new Uint8Array(size);
       try {
         const count = await this.#conn.read(space);
         if (count === null) {
           this.#eof = true;
           return false;
         }
-        this.#buffer = this.#buffer.length === 0
-          ? space.subarray(0, count)
-          : concatBytes([this.#buffer, space.subarray(0, count)]);
+        // A short read is copied out, so that what stays buffered does not pin the whole space.
+        const got = count <= size / 4 ? space.slice(0, count) : space.subarray(0, count);
+        this.#buffer = this.#buffer.length === 0 ? got : concatBytes([this.#buffer, got]);
         return true;
       } finally {
         this.#pending = undefined;
@@ -459,7 +468,7 @@ class ConnReader {
   async watch(): Promise<boolean> {
     if (this.#buffer.length > 0) return true;
     try {
-      return await this.fill();
+      return await this.fill(HEAD_READ_SIZE);
     } catch {
       return false;
     }
@@ -472,14 +481,14 @@ class ConnReader {
       const end = indexOfBlankLine(this.#buffer, searchFrom);
       if (end >= 0) {
         const head = this.#buffer.subarray(0, end);
-        this.#buffer = this.#buffer.subarray(end + 4);
+        this.#advance(end + 4);
         return head;
       }
       if (this.#buffer.length > MAX_HEAD) {
         throw new BadRequest(431, "request head too large");
       }
       searchFrom = Math.max(0, this.#buffer.length - 3);
-      if (!await this.fill()) {
+      if (!await this.fill(HEAD_READ_SIZE)) {
         if (this.#buffer.length === 0) return null;
         throw new BadRequest(400, "the connection ended inside a request head");
       }
@@ -492,7 +501,7 @@ class ConnReader {
       if (!await this.fill()) return null;
     }
     const bytes = this.#buffer.subarray(0, count);
-    this.#buffer = this.#buffer.subarray(count);
+    this.#advance(count);
     return bytes;
   }
 
@@ -500,7 +509,7 @@ class ConnReader {
   async readSome(max: number): Promise<Uint8Array | null> {
     if (this.#buffer.length === 0 && !await this.fill()) return null;
     const bytes = this.#buffer.subarray(0, Math.min(max, this.#buffer.length));
-    this.#buffer = this.#buffer.subarray(bytes.length);
+    this.#advance(bytes.length);
     return bytes;
   }
 
@@ -510,7 +519,7 @@ class ConnReader {
       const end = this.#buffer.indexOf(0x0a);
       if (end >= 0) {
         const line = decoder.decode(this.#buffer.subarray(0, end)).replace(/\r$/, "");
-        this.#buffer = this.#buffer.subarray(end + 1);
+        this.#advance(end + 1);
         return line;
       }
       if (this.#buffer.length > MAX_HEAD) throw new BadRequest(400, "line too long");
@@ -521,8 +530,13 @@ class ConnReader {
   /** Hands out what is buffered (for a connection taken over by a route). */
   takeBuffered(): Uint8Array {
     const bytes = this.#buffer;
-    this.#buffer = new Uint8Array(0);
+    this.#buffer = EMPTY;
     return bytes;
+  }
+
+  /** Drops `count` consumed bytes; an emptied buffer lets go of the read it came from. */
+  #advance(count: number): void {
+    this.#buffer = count >= this.#buffer.length ? EMPTY : this.#buffer.subarray(count);
   }
 }
 

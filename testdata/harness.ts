@@ -8,6 +8,7 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../engine/testing.ts";
+import { V8_FLAGS } from "../tools/build.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const decoder = new TextDecoder();
@@ -115,7 +116,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(options.config ?? {}));
   // The program and the arguments that precede pouch's own, and where it runs.
   const program = options.executable ?? Deno.execPath();
-  const programArgs = options.executable ? [] : ["run", "-A", `${root}main.ts`];
+  // From the checkout with dist/pouch's V8 flags: the daemon's memory reclaim needs `gc`.
+  const programArgs = options.executable ? [] : ["run", "-A", V8_FLAGS, `${root}main.ts`];
   const programDir = options.executable ? dirname(options.executable) : undefined;
   // Daemons of tests running side by side must not share the default bridge or its subnet.
   const networkArgs = (options.args ?? []).includes("--bridge-name") ? [] : [

@@ -49,6 +49,9 @@ const STAMP_DIR = `${ROOT}dist/.stamp`;
 export const SHEBANG =
   "#!/usr/bin/env -S deno run -A --ext=js --no-config --v8-flags=--max-semi-space-size=1,--expose-gc";
 
+/** The V8 flags of {@link SHEBANG}, for daemons run from the checkout (the tests' harness). */
+export const V8_FLAGS: string = SHEBANG.slice(SHEBANG.indexOf("--v8-flags="));
+
 /** What the build stamps into `engine/version.ts`. */
 export interface Stamp {
   /** The commit's short hash, `-dirty` appended when tracked files differ from it. */
