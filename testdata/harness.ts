@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../engine/testing.ts";
 import { V8_FLAGS } from "../tools/build.ts";
+import { splitRule } from "../network/iptables.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const decoder = new TextDecoder();
@@ -308,8 +309,7 @@ async function removeMasqueradeRules(bridges: string[]): Promise<void> {
     const bridge = /--comment "pouch masquerade ([^"]+)"/.exec(line)?.[1];
     if (!bridge || !bridges.includes(bridge) || !line.startsWith("-A POSTROUTING ")) continue;
     // The rule's own words, as iptables-save writes them, name it for -D.
-    const args = line.slice("-A ".length).replace(`"pouch masquerade ${bridge}"`, "MARK")
-      .split(" ").map((word) => word === "MARK" ? `pouch masquerade ${bridge}` : word);
+    const args = splitRule(line).slice(1);
     await new Deno.Command("iptables", { args: ["-w", "-t", "nat", "-D", ...args], stderr: "null" })
       .output();
   }
