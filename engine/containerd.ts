@@ -8,7 +8,7 @@
  */
 
 import { conflict, isAlreadyExists, systemError } from "./errors.ts";
-import { type DuplexCall, GrpcChannel } from "./grpc_client.ts";
+import { type DuplexCall, FRAME_HEADER, GrpcChannel } from "./grpc_client.ts";
 import { fromGrpcError } from "./grpc_errors.ts";
 import { concatBytes } from "./logs.ts";
 import { descriptors } from "./proto/descriptors.ts";
@@ -564,8 +564,10 @@ class MessageDuplex<Res> {
     this.#responseType = responseType;
   }
 
+  /** Encodes `request` behind room for the frame's header, so that it is not copied again. */
   send(request: Record<string, unknown>): Promise<void> {
-    return this.#call.send(encodeMessage(this.#requestType, request));
+    const framed = schema().encode(this.#requestType, request, { headroom: FRAME_HEADER });
+    return this.#call.sendFramed(framed);
   }
 
   async next(): Promise<Res | undefined> {
@@ -1183,17 +1185,34 @@ async function blobExists(c: Connection, digest: string, size: number): Promise<
   }
 }
 
-/** Re-cuts `data` into chunks of at most `size` bytes. */
+/**
+ * Re-cuts `data` into chunks of `size` bytes (the last one shorter), each a list of pieces of
+ * the input (views, not copies; the encoder writes them out as one value). Small pieces are
+ * gathered into one chunk: each chunk is a request that waits for its answer, and a registry's
+ * body comes in pieces of 64 KiB at most, so that 200 MB would otherwise be 3,400 round trips.
+ */
 async function* chunks(
   data: Uint8Array | AsyncIterable<Uint8Array>,
   size: number,
-): AsyncGenerator<Uint8Array> {
+): AsyncGenerator<Uint8Array[]> {
   const sources = data instanceof Uint8Array ? [data] : data;
+  let pieces: Uint8Array[] = [];
+  let gathered = 0;
   for await (const source of sources) {
-    for (let start = 0; start < source.length; start += size) {
-      yield source.subarray(start, Math.min(start + size, source.length));
+    let start = 0;
+    while (start < source.length) {
+      const end = Math.min(start + size - gathered, source.length);
+      pieces.push(source.subarray(start, end));
+      gathered += end - start;
+      start = end;
+      if (gathered === size) {
+        yield pieces;
+        pieces = [];
+        gathered = 0;
+      }
     }
   }
+  if (gathered > 0) yield pieces;
 }
 
 function imagesService(c: Connection): Containerd["images"] {

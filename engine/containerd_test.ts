@@ -58,9 +58,13 @@ Deno.test("content.write() sends a 3 MiB stream in chunks and accepts an existin
   for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 12)) & 0xff;
   const digest = await sha256(data);
   async function* pieces() {
-    // Uneven pieces, so that the client has to re-cut them into requests.
-    for (let start = 0; start < data.length; start += 700_000) {
-      yield data.subarray(start, Math.min(start + 700_000, data.length));
+    // Uneven pieces, small and large, so that the client has to gather and re-cut them into
+    // requests of 1 MiB.
+    const sizes = [1, 65_536, 700_000, 3, 1_500_000];
+    for (let start = 0, i = 0; start < data.length; i++) {
+      const end = Math.min(start + sizes[i % sizes.length]!, data.length);
+      yield data.subarray(start, end);
+      start = end;
     }
   }
   // Under a lease, so that containerd's garbage collector keeps the unreferenced blob.

@@ -28,7 +28,7 @@ import { RegistryClient } from "./registry.ts";
 import { serveApi } from "./server.ts";
 import { ContainerMonitor } from "./stats.ts";
 import { Store } from "./store.ts";
-import { startContainerd } from "./supervisor.ts";
+import { type ContainerdProcess, startContainerd } from "./supervisor.ts";
 import { SystemInfo } from "./system.ts";
 import { LocalDriver, PluginRegistry, TmpfsDriver, VolumeManager } from "../volume/mod.ts";
 import { NetworkManager } from "../network/mod.ts";
@@ -88,6 +88,7 @@ async function serve(
     const daemonInfo = { homeDir: home, listen: config.listen, pid: Deno.pid };
     await hookPlugins.daemonBeforeStart(daemonInfo);
     let address = config.containerd.replace(/^unix:\/\//, "");
+    let supervised: ContainerdProcess | undefined;
     if (!address) {
       const dir = `${home}/containerd`;
       await Deno.mkdir(dir, { recursive: true, mode: 0o711 });
@@ -102,6 +103,7 @@ async function serve(
         onRestart: () => log.warn("containerd died and was restarted"),
       });
       cleanup.push(() => containerd.stop());
+      supervised = containerd;
       address = containerd.address;
       log.info("containerd started", { pid: containerd.pid, address });
     }
@@ -235,7 +237,13 @@ async function serve(
     const exec = new ExecManager({ client, containers, log });
     cleanup.push(() => exec.close());
 
-    const system = new SystemInfo(config, { client, containers, images, lxcfs });
+    const system = new SystemInfo(config, {
+      client,
+      containers,
+      images,
+      lxcfs,
+      containerdPid: supervised && (() => supervised.pid),
+    });
     const app = createApi({
       containers,
       exec,

@@ -43,6 +43,11 @@ export interface GrpcCallOptions {
 export interface DuplexCall {
   /** Sends one message; resolves when the request stream can take more. */
   send(message: Uint8Array): Promise<void>;
+  /**
+   * Sends one message encoded after {@link FRAME_HEADER} free bytes, which this fills with the
+   * frame's header: a large message goes out without being copied.
+   */
+  sendFramed(framed: Uint8Array<ArrayBuffer>): Promise<void>;
   /** Ends the request stream (half-close). */
   end(): void;
   /** The next response message, `undefined` when the server has ended the stream. */
@@ -53,7 +58,8 @@ export interface DuplexCall {
 
 /** Largest message accepted, as containerd's own limit. */
 const MAX_MESSAGE = 16 << 20;
-const FRAME_HEADER = 5;
+/** The bytes before each message on the wire: a compression flag and the message's length. */
+export const FRAME_HEADER = 5;
 
 /** One HTTP/2 connection to a gRPC server on a unix socket; calls are multiplexed over it. */
 export class GrpcChannel {
@@ -139,20 +145,25 @@ export class GrpcChannel {
     responding.catch(() => {});
     let reader: MessageReader | undefined;
     let ended = false;
+    const enqueue = async (framed: Uint8Array<ArrayBuffer>) => {
+      if (signal.aborted) throw transportError(signal.reason, options.signal);
+      controller.enqueue(framed);
+      if ((controller.desiredSize ?? 1) <= 0) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            signal.removeEventListener("abort", done);
+            resolve();
+          };
+          pulled = done;
+          signal.addEventListener("abort", done, { once: true });
+        });
+      }
+    };
     return {
-      async send(message) {
-        if (signal.aborted) throw transportError(signal.reason, options.signal);
-        controller.enqueue(frame(message));
-        if ((controller.desiredSize ?? 1) <= 0) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              signal.removeEventListener("abort", done);
-              resolve();
-            };
-            pulled = done;
-            signal.addEventListener("abort", done, { once: true });
-          });
-        }
+      send: (message) => enqueue(frame(message)),
+      sendFramed(framed) {
+        writeFrameHeader(framed);
+        return enqueue(framed);
       },
       end() {
         if (ended) return;
@@ -316,9 +327,16 @@ class FrameParser {
 
 function frame(message: Uint8Array): Uint8Array<ArrayBuffer> {
   const framed = new Uint8Array(FRAME_HEADER + message.length);
-  new DataView(framed.buffer).setUint32(1, message.length);
   framed.set(message, FRAME_HEADER);
+  writeFrameHeader(framed);
   return framed;
+}
+
+/** Fills the first {@link FRAME_HEADER} bytes of `framed`: uncompressed, and the length after. */
+function writeFrameHeader(framed: Uint8Array): void {
+  framed[0] = 0;
+  new DataView(framed.buffer, framed.byteOffset, FRAME_HEADER)
+    .setUint32(1, framed.length - FRAME_HEADER);
 }
 
 /** A failed or aborted transport as a gRPC error; an abort keeps the signal's reason. */

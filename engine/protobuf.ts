@@ -9,7 +9,8 @@
  * defaults: true }` shaped them: every field present, 64-bit integers as numbers, enums as their
  * names, unset messages as `null`, bytes as `Uint8Array`. Encoding takes the same shape and
  * accepts enum numbers, 64-bit integers as strings or bigints, and leaves out what is unset or
- * zero (proto3's implicit presence).
+ * zero (proto3's implicit presence). A `bytes` value may also be a list of pieces, written as one
+ * value: a chunk gathered from smaller reads need not be copied together first.
  *
  * @module
  */
@@ -118,6 +119,15 @@ interface MessageType {
   byNumber: Map<number, Field>;
 }
 
+/** Options of {@link ProtoSchema.encode}. */
+export interface EncodeOptions {
+  /**
+   * Bytes left free (zero) before the message, for a header the caller writes there (gRPC's
+   * frame header), so that the message need not be copied behind it.
+   */
+  headroom?: number;
+}
+
 /** A compiled set of descriptors: encodes and decodes messages by their full name. */
 export class ProtoSchema {
   #definitions = new Map<string, { json: NamespaceJson; scope: string }>();
@@ -129,8 +139,12 @@ export class ProtoSchema {
   }
 
   /** Encodes `value` as the message `typeName` (a full name, e.g. `containerd.types.Mount`). */
-  encode(typeName: string, value: Record<string, unknown>): Uint8Array {
-    const writer = new Writer();
+  encode(
+    typeName: string,
+    value: Record<string, unknown>,
+    options: EncodeOptions = {},
+  ): Uint8Array<ArrayBuffer> {
+    const writer = new Writer(options.headroom ?? 0);
     writeMessage(writer, this.#message(typeName), value);
     return writer.finish();
   }
@@ -285,16 +299,24 @@ const TWO_32 = 0x1_0000_0000;
 class Writer {
   #buffer = new Uint8Array(256);
   #view = new DataView(this.#buffer.buffer);
-  length = 0;
+  length: number;
 
-  finish(): Uint8Array {
+  constructor(headroom: number) {
+    this.length = headroom;
+  }
+
+  finish(): Uint8Array<ArrayBuffer> {
+    // A buffer at most a quarter unused is handed over as it is: copying a message that carries
+    // a megabyte of content would cost more than the slack.
+    if (this.length >= this.#buffer.length * 0.75) return this.#buffer.subarray(0, this.length);
     return this.#buffer.slice(0, this.length);
   }
 
   #reserve(count: number): void {
     if (this.length + count <= this.#buffer.length) return;
-    let size = this.#buffer.length * 2;
-    while (size < this.length + count) size *= 2;
+    // Doubling, or just enough for a large field (a chunk of content), which usually ends the
+    // message.
+    const size = Math.max(this.#buffer.length * 2, this.length + count);
     const grown = new Uint8Array(size);
     grown.set(this.#buffer.subarray(0, this.length));
     this.#buffer = grown;
@@ -348,11 +370,16 @@ class Writer {
     this.length += 8;
   }
 
-  bytes(value: Uint8Array): void {
-    this.uint32(value.length);
-    this.#reserve(value.length);
-    this.#buffer.set(value, this.length);
-    this.length += value.length;
+  bytes(value: Uint8Array | readonly Uint8Array[]): void {
+    if (value instanceof Uint8Array) value = [value];
+    let size = 0;
+    for (const piece of value) size += piece.length;
+    this.uint32(size);
+    this.#reserve(size);
+    for (const piece of value) {
+      this.#buffer.set(piece, this.length);
+      this.length += piece.length;
+    }
   }
 
   /** Writes a length prefix after the fact: `write` fills the body, then it is moved right. */
@@ -437,7 +464,7 @@ function isDefault(kind: ValueKind, value: unknown): boolean {
     case "string":
       return value === "";
     case "bytes":
-      return (value as Uint8Array).length === 0;
+      return (value as Uint8Array | Uint8Array[]).length === 0;
     case "bool":
       return value === false;
     default:
@@ -469,7 +496,7 @@ function writeValue(writer: Writer, kind: ValueKind, value: unknown): void {
       writer.bytes(encoder.encode(String(value)));
       return;
     case "bytes":
-      writer.bytes(value as Uint8Array);
+      writer.bytes(value as Uint8Array | Uint8Array[]);
       return;
     case "bool":
       writer.uint32(value ? 1 : 0);

@@ -107,6 +107,18 @@ Deno.test("ProtoSchema encodes what protobufjs decodes back to the same message"
   }
 });
 
+Deno.test("ProtoSchema writes bytes given in pieces as one value, after the headroom asked", () => {
+  const typeName = "containerd.services.content.v1.WriteContentRequest";
+  const data = new Uint8Array(300_000).map((_, i) => i % 251);
+  const pieces = [data.subarray(0, 1), data.subarray(1, 65_537), data.subarray(65_537)];
+  const request = { action: "WRITE", ref: "r", offset: 7 };
+  const whole = schema.encode(typeName, { ...request, data });
+  const framed = schema.encode(typeName, { ...request, data: pieces }, { headroom: 5 });
+  assert.deepEqual(framed.subarray(0, 5), new Uint8Array(5));
+  assert.deepEqual(framed.subarray(5), whole);
+  assert.deepEqual(referenceDecode(typeName, whole).data, data);
+});
+
 Deno.test("ProtoSchema leaves out proto3 zero values and fills them in when decoding", () => {
   const typeName = "containerd.events.TaskExit";
   assert.equal(schema.encode(typeName, { containerId: "", pid: 0, exitedAt: null }).length, 0);

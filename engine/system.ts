@@ -13,6 +13,9 @@ import { unavailable } from "./errors.ts";
 import { API_VERSION, MIN_API_VERSION } from "./api/mod.ts";
 import { BUILD_TIME, GIT_COMMIT, VERSION } from "./version.ts";
 
+/** What containerd says of its version. */
+type ContainerdVersion = Awaited<ReturnType<Containerd["version"]>>;
+
 /** Builds the version and info answers. */
 export class SystemInfo {
   readonly #config: DaemonConfig;
@@ -20,7 +23,9 @@ export class SystemInfo {
   readonly #containers: ContainerManager;
   readonly #images: ImageManager;
   readonly #lxcfs: LxcfsManager | undefined;
+  readonly #containerdPid: (() => number) | undefined;
   readonly #id = crypto.randomUUID();
+  #containerdVersion: { pid: number; version: ContainerdVersion } | undefined;
 
   /** Info over the daemon's parts. */
   constructor(
@@ -30,9 +35,15 @@ export class SystemInfo {
       containers: ContainerManager;
       images: ImageManager;
       lxcfs?: LxcfsManager;
+      /**
+       * The PID of the containerd the daemon supervises: its version is asked once per
+       * process. Without it (a containerd of the host's), every `/version` asks.
+       */
+      containerdPid?: () => number;
     },
   ) {
     this.#lxcfs = parts.lxcfs;
+    this.#containerdPid = parts.containerdPid;
     this.#config = config;
     this.#client = parts.client;
     this.#containers = parts.containers;
@@ -47,7 +58,7 @@ export class SystemInfo {
 
   /** Docker's `/version` answer. */
   async version(): Promise<Record<string, unknown>> {
-    const containerd = await this.#client.version().catch(() => ({ version: "", revision: "" }));
+    const containerd = await this.#askContainerdVersion();
     const common = {
       Version: VERSION,
       ApiVersion: API_VERSION,
@@ -71,6 +82,20 @@ export class SystemInfo {
       ],
       ...common,
     };
+  }
+
+  /** containerd's version; empty when containerd does not answer. */
+  async #askContainerdVersion(): Promise<ContainerdVersion> {
+    const pid = this.#containerdPid?.();
+    const cached = this.#containerdVersion;
+    if (cached && cached.pid === pid) return cached.version;
+    try {
+      const version = await this.#client.version();
+      if (pid !== undefined) this.#containerdVersion = { pid, version };
+      return version;
+    } catch {
+      return { version: "", revision: "" };
+    }
   }
 
   /** Docker's `/info` answer. */
