@@ -7,7 +7,15 @@
 
 import { detachKeyBytes, resizeContainer, runSession } from "./attach.ts";
 import { type ApiClient, ApiError } from "./client.ts";
-import { type Command, type CommandContext, err, forEachArg, out, printError } from "./command.ts";
+import {
+  type Command,
+  type CommandContext,
+  err,
+  forEachArg,
+  forEachArgInParallel,
+  out,
+  printError,
+} from "./command.ts";
 import { buildCreateRequest, createFlags, type CreateRequest, runFlags } from "./create.ts";
 import { type Flags, type FlagSpec, invalidValue, UsageError } from "./flags.ts";
 import { indentJson, parseFormat, renderRows, shortId, tabulate, timeAgo } from "./format.ts";
@@ -312,9 +320,9 @@ const stopCommand: Command = {
   minArgs: 1,
   run(ctx, flags) {
     const query = timeoutQuery(flags);
-    return forEachArg(ctx, flags.args, async (name) => {
+    return forEachArgInParallel(ctx, flags.args, async (name) => {
       await ctx.client.call("POST", `/containers/${enc(name)}/stop`, { query });
-      await out(ctx, name + "\n");
+      return name;
     });
   },
 };
@@ -347,9 +355,9 @@ const killCommand: Command = {
   minArgs: 1,
   run(ctx, flags) {
     const signal = flags.string("signal");
-    return forEachArg(ctx, flags.args, async (name) => {
+    return forEachArgInParallel(ctx, flags.args, async (name) => {
       await ctx.client.call("POST", `/containers/${enc(name)}/kill`, { query: { signal } });
-      await out(ctx, name + "\n");
+      return name;
     });
   },
 };
@@ -378,9 +386,9 @@ const rmCommand: Command = {
       force: flags.bool("force") || undefined,
       v: flags.bool("volumes") || undefined,
     };
-    return forEachArg(ctx, flags.args, async (name) => {
+    return forEachArgInParallel(ctx, flags.args, async (name) => {
       await ctx.client.call("DELETE", `/containers/${enc(name)}`, { query });
-      await out(ctx, name + "\n");
+      return name;
     });
   },
 };
@@ -393,9 +401,9 @@ function simpleCommand(name: string, description: string, action: string): Comma
     flags: [],
     minArgs: 1,
     run(ctx, flags) {
-      return forEachArg(ctx, flags.args, async (arg) => {
+      return forEachArgInParallel(ctx, flags.args, async (arg) => {
         await ctx.client.call("POST", `/containers/${enc(arg)}/${action}`);
-        await out(ctx, arg + "\n");
+        return arg;
       });
     },
   };
