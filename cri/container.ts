@@ -9,17 +9,12 @@
  *
  * @module
  */
-import {
-  conflict,
-  invalidArgument,
-  isNotFound,
-  isNotModified,
-  messageOf,
-} from "../engine/errors.ts";
+import { conflict, isNotFound, isNotModified } from "../engine/errors.ts";
 import type { Container } from "../engine/container.ts";
 import type { StatsJson } from "../engine/stats.ts";
 import type { CriContext } from "./context.ts";
 import {
+  addLocalhostSeccomp,
   containerCreateRequest,
   containerName,
   containerStateOf,
@@ -29,7 +24,6 @@ import {
   matchesLabels,
   ociResourcesOf,
   type SandboxRecord,
-  seccompOf,
   toNanos,
   usageOf,
   validateContainerConfig,
@@ -59,19 +53,7 @@ export function containerHandlers(ctx: CriContext): Handlers {
         ? `${directory.replace(/\/+$/, "")}/${config.logPath.replace(/^\/+/, "")}`
         : "";
       const create = containerCreateRequest(config, sandbox);
-      const seccomp = seccompOf(config.linux?.securityContext);
-      if (seccomp.kind === "localhost") {
-        if (!seccomp.path.startsWith("/")) {
-          throw invalidArgument(`seccomp profile ${seccomp.path}: want an absolute path`);
-        }
-        const profile = await Deno.readTextFile(seccomp.path).catch((err) => {
-          throw invalidArgument(`seccomp profile ${seccomp.path}: ${messageOf(err)}`);
-        });
-        create.HostConfig!.SecurityOpt = [
-          ...(create.HostConfig!.SecurityOpt ?? []),
-          `seccomp=${profile}`,
-        ];
-      }
+      await addLocalhostSeccomp(create, config.linux?.securityContext);
       const name = containerName(sandbox.config.metadata!, config.metadata!);
       // Site plugins may change the request (PouchContainer's CRI hook).
       const hooked = await ctx.backend.plugins?.beforeCriCreateContainer(create, {

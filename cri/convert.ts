@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { invalidArgument } from "../engine/errors.ts";
+import { invalidArgument, messageOf } from "../engine/errors.ts";
 import type { Container } from "../engine/container.ts";
 import type { CreateRequest } from "../engine/container.ts";
 import type { StatsJson } from "../engine/stats.ts";
@@ -20,6 +20,7 @@ import type {
   Opt,
   PodSandboxConfig,
   PodSandboxMetadata,
+  SeccompContext,
   StringMap,
 } from "./types.ts";
 
@@ -142,6 +143,9 @@ export function sandboxCreateRequest(
     DnsSearch: dns?.searches ?? [],
     DnsOptions: dns?.options ?? [],
     GroupAdd: (security?.supplementalGroups ?? []).map(String),
+    // As containerd's CRI: the pod's profile, unconfined when it names none (the kubelet then
+    // wants none; with SeccompDefault it sends RuntimeDefault).
+    SecurityOpt: seccompOf(security).kind === "unconfined" ? ["seccomp=unconfined"] : [],
     RestartPolicy: { Name: "no" },
   };
   const exposed: Record<string, Record<string, never>> = {};
@@ -175,7 +179,7 @@ export function sandboxCreateRequest(
  * unconfined.
  */
 export function seccompOf(
-  security: Opt<ContainerSecurityContext>,
+  security: Opt<SeccompContext>,
 ): { kind: "default" | "unconfined" } | { kind: "localhost"; path: string } {
   const profile = security?.seccomp;
   if (profile) {
@@ -189,6 +193,26 @@ export function seccompOf(
   if (path === "runtime/default" || path === "docker/default") return { kind: "default" };
   if (path.startsWith("localhost/")) return { kind: "localhost", path: path.slice(10) };
   return { kind: "unconfined" };
+}
+
+/**
+ * Adds to `create` a Localhost seccomp profile that `security` names, read from the node (the
+ * other kinds are in the create request already).
+ */
+export async function addLocalhostSeccomp(
+  create: CreateRequest,
+  security: Opt<SeccompContext>,
+): Promise<void> {
+  const seccomp = seccompOf(security);
+  if (seccomp.kind !== "localhost") return;
+  if (!seccomp.path.startsWith("/")) {
+    throw invalidArgument(`seccomp profile ${seccomp.path}: want an absolute path`);
+  }
+  const profile = await Deno.readTextFile(seccomp.path).catch((err) => {
+    throw invalidArgument(`seccomp profile ${seccomp.path}: ${messageOf(err)}`);
+  });
+  create.HostConfig ??= {};
+  create.HostConfig.SecurityOpt = [...(create.HostConfig.SecurityOpt ?? []), `seccomp=${profile}`];
 }
 
 /** The engine's create request for a container of the pod `sandbox`. */

@@ -3,6 +3,7 @@ import { isInvalidArgument } from "../engine/errors.ts";
 import type { Container } from "../engine/container.ts";
 import type { StatsJson } from "../engine/stats.ts";
 import {
+  addLocalhostSeccomp,
   containerCreateRequest,
   containerName,
   containerStateOf,
@@ -298,4 +299,49 @@ Deno.test("seccompOf() reads the CRI's profile as containerd does: unconfined un
     hostNetwork: true,
   } as never);
   assert.ok(request.HostConfig?.SecurityOpt?.includes("seccomp=unconfined"));
+});
+
+Deno.test("sandboxCreateRequest() follows the pod's seccomp profile as containerd's CRI does", () => {
+  const securityOptOf = (security: PodSandboxConfig["linux"]) =>
+    sandboxCreateRequest({ ...POD, linux: security }, {
+      image: "pause:latest",
+      networkMode: "host",
+    })
+      .HostConfig?.SecurityOpt;
+  assert.deepEqual(securityOptOf(undefined), ["seccomp=unconfined"]);
+  assert.deepEqual(
+    securityOptOf({ securityContext: { seccomp: { profileType: "RuntimeDefault" } } }),
+    [],
+  );
+  assert.deepEqual(
+    securityOptOf({ securityContext: { seccompProfilePath: "runtime/default" } }),
+    [],
+  );
+});
+
+Deno.test("addLocalhostSeccomp() adds a Localhost profile read from the node, and only that", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const profile = `{"defaultAction":"SCMP_ACT_ALLOW"}`;
+    await Deno.writeTextFile(`${dir}/p.json`, profile);
+    const create = { Image: "pause", HostConfig: { SecurityOpt: ["no-new-privileges"] } };
+    await addLocalhostSeccomp(create, {
+      seccomp: { profileType: "Localhost", localhostRef: `${dir}/p.json` },
+    });
+    assert.deepEqual(create.HostConfig.SecurityOpt, ["no-new-privileges", `seccomp=${profile}`]);
+
+    const untouched = { Image: "pause", HostConfig: {} };
+    await addLocalhostSeccomp(untouched, { seccomp: { profileType: "RuntimeDefault" } });
+    assert.deepEqual(untouched.HostConfig, {});
+
+    for (const path of ["relative.json", `${dir}/missing.json`]) {
+      const err = await addLocalhostSeccomp(untouched, {
+        seccomp: { profileType: "Localhost", localhostRef: path },
+      }).catch((err) => err);
+      assert(isInvalidArgument(err));
+      assert.match(err.message, /seccomp profile/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

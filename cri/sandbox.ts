@@ -12,6 +12,7 @@ import { isNotFound, isNotModified, messageOf } from "../engine/errors.ts";
 import { GrpcCode } from "../engine/grpc_errors.ts";
 import type { CriContext } from "./context.ts";
 import {
+  addLocalhostSeccomp,
   LABEL_SANDBOX_ID,
   LABEL_TYPE,
   matchesId,
@@ -62,6 +63,7 @@ export function sandboxHandlers(ctx: CriContext): Handlers {
         // `none`: a namespace of its own with only loopback, for the CNI plugins to fill.
         networkMode: hostNetwork ? "host" : cniConfig ? "none" : "bridge",
       });
+      await addLocalhostSeccomp(create, config.linux?.securityContext);
       if (cniConfig) {
         // Ports go through the network's plugins (portmap), not the network manager.
         delete create.HostConfig!.PortBindings;

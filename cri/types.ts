@@ -60,8 +60,16 @@ export interface PortMapping {
   hostIp?: string;
 }
 
+/** The seccomp fields that a pod's and a container's security contexts both have. */
+export interface SeccompContext {
+  /** `SecurityProfile` (`profile_type` RuntimeDefault, Unconfined or Localhost). */
+  seccomp?: Opt<{ profileType?: string; localhostRef?: string }>;
+  /** Deprecated: `runtime/default`, `docker/default`, `unconfined`, `localhost/PATH`. */
+  seccompProfilePath?: string;
+}
+
 /** `LinuxSandboxSecurityContext`. */
-export interface SandboxSecurityContext {
+export interface SandboxSecurityContext extends SeccompContext {
   namespaceOptions?: Opt<NamespaceOption>;
   runAsUser?: Opt<Int64Value>;
   runAsGroup?: Opt<Int64Value>;
@@ -131,7 +139,7 @@ export interface CriDevice {
 }
 
 /** `LinuxContainerSecurityContext`. */
-export interface ContainerSecurityContext {
+export interface ContainerSecurityContext extends SeccompContext {
   capabilities?: Opt<{ addCapabilities?: string[]; dropCapabilities?: string[] }>;
   privileged?: boolean;
   namespaceOptions?: Opt<NamespaceOption>;
@@ -143,10 +151,6 @@ export interface ContainerSecurityContext {
   noNewPrivs?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];
-  /** `SecurityProfile` (`profile_type` RuntimeDefault, Unconfined or Localhost). */
-  seccomp?: Opt<{ profileType?: string; localhostRef?: string }>;
-  /** Deprecated: `runtime/default`, `docker/default`, `unconfined`, `localhost/PATH`. */
-  seccompProfilePath?: string;
 }
 
 /** `ContainerConfig`. */
