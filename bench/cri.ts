@@ -12,7 +12,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import { criDefinitions } from "../cri/server.ts";
+import { criClientDefinition } from "../testdata/cri_client.ts";
 import { pauseTarball, startDaemon } from "../testdata/harness.ts";
 import { stats } from "./_measure.ts";
 
@@ -45,7 +45,7 @@ export async function benchCri(options: BenchCriOptions): Promise<void> {
   });
   const load = await daemon.pouch(["load", "-i", pause]);
   if (load.code !== 0) throw new Error(`pouch load failed: ${load.stderr}`);
-  const definition = criDefinitions()["runtime.v1.RuntimeService"] as grpc.ServiceDefinition;
+  const definition = criClientDefinition("runtime.v1.RuntimeService");
   const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
   const client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());
   const call = (method: string, request: object): Promise<Record<string, string>> =>

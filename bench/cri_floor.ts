@@ -10,7 +10,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import { criDefinitions } from "../cri/server.ts";
+import { criClientDefinition } from "../testdata/cri_client.ts";
 import { killUnder, pauseTarball, unmountUnder } from "../testdata/harness.ts";
 import { output, sleep, stats } from "./_measure.ts";
 import type { PeerResult } from "./suite.ts";
@@ -98,7 +98,7 @@ export async function benchCriFloor(options: BenchCriFloorOptions): Promise<CriF
       await sleep(100);
     }
     await output("ctr", ["-a", socket, "-n", "k8s.io", "images", "import", pause]);
-    const definition = criDefinitions()["runtime.v1.RuntimeService"] as grpc.ServiceDefinition;
+    const definition = criClientDefinition("runtime.v1.RuntimeService");
     const Client = grpc.makeGenericClientConstructor(definition, "RuntimeService");
     client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());
     const call = (method: string, request: object): Promise<Record<string, string>> =>

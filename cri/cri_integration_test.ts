@@ -10,7 +10,7 @@ import { waitFor } from "../engine/testing.ts";
 import { busyboxTarball, pauseTarball, pouchOk, startDaemon } from "../testdata/harness.ts";
 import { skopeoPush, startRegistry } from "../testdata/registry.ts";
 import { parseCriLog } from "../engine/cri_log.ts";
-import { criDefinitions } from "./server.ts";
+import { criClientDefinition } from "../testdata/cri_client.ts";
 import { connectSpdy, type SpdyStream } from "./_spdy.ts";
 
 const decoder = new TextDecoder();
@@ -25,7 +25,7 @@ interface CriClient {
 }
 
 function criClient(socket: string, service: string): CriClient {
-  const definition = criDefinitions()[service] as grpc.ServiceDefinition;
+  const definition = criClientDefinition(service);
   const Client = grpc.makeGenericClientConstructor(definition, service);
   const client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());
   return {

@@ -160,6 +160,11 @@ export class ProtoSchema {
     return definition?.json.fields !== undefined;
   }
 
+  /** The names of `service`'s methods (a full name, e.g. `runtime.v1.RuntimeService`). */
+  methods(service: string): string[] {
+    return Object.keys(this.#definitions.get(service)?.json.methods ?? {});
+  }
+
   /** The method `method` of the service `service` (full name), or undefined. */
   method(service: string, method: string): MethodInfo | undefined {
     const definition = this.#definitions.get(service);
