@@ -1139,9 +1139,23 @@ async function writeContent(
   try {
     await exchange({ action: "STAT", ref, total: options.size, expected: options.expected });
     let offset = 0;
-    for await (const chunk of chunks(data, WRITE_CHUNK_SIZE)) {
-      const response = await exchange({ action: "WRITE", ref, offset, data: chunk });
-      offset = response.offset;
+    // One chunk is read ahead while the one before is written: reading from the source (a
+    // registry's socket) and containerd's writing to disk overlap instead of taking turns.
+    const source = chunks(data, WRITE_CHUNK_SIZE);
+    try {
+      let next = source.next();
+      while (true) {
+        const chunk = await next;
+        if (chunk.done) break;
+        next = source.next();
+        // Awaited in the next round; a failed write must not leave it unhandled meanwhile.
+        next.catch(() => {});
+        const response = await exchange({ action: "WRITE", ref, offset, data: chunk.value });
+        offset = response.offset;
+      }
+    } finally {
+      // Stops the source once a read ahead settles (the generator's finally blocks run).
+      void source.return(undefined).catch(() => {});
     }
     try {
       await exchange({
