@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { pouchOk as ok, type TestDaemon, withBusyboxDaemon } from "../testdata/harness.ts";
+import { concatBytes } from "./logs.ts";
 
 const cycles = Number(Deno.env.get("SOAK_CYCLES") ?? 1000);
 const concurrent = Number(Deno.env.get("SOAK_CONCURRENT") ?? 200);
@@ -98,13 +99,7 @@ async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
   for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
     pieces.push(buffer.slice(0, n));
   }
-  const whole = new Uint8Array(pieces.reduce((size, piece) => size + piece.length, 0));
-  let offset = 0;
-  for (const piece of pieces) {
-    whole.set(piece, offset);
-    offset += piece.length;
-  }
-  return whole;
+  return concatBytes(pieces);
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -126,16 +121,16 @@ function indexOf(bytes: Uint8Array, needle: Uint8Array, from: number): number {
 
 /** A chunked body's data. */
 function unchunk(bytes: Uint8Array): Uint8Array {
-  const pieces: number[] = [];
+  const pieces: Uint8Array[] = [];
   const crlf = encoder.encode("\r\n");
   for (let at = 0; at < bytes.length;) {
     const eol = indexOf(bytes, crlf, at);
     const size = parseInt(decoder.decode(bytes.subarray(at, eol)), 16);
     if (!(size > 0)) break;
-    pieces.push(...bytes.subarray(eol + 2, eol + 2 + size));
+    pieces.push(bytes.subarray(eol + 2, eol + 2 + size));
     at = eol + 2 + size + 2;
   }
-  return new Uint8Array(pieces);
+  return concatBytes(pieces);
 }
 
 /** One container's whole life through the API (no CLI process: the daemon is what is soaked). */
